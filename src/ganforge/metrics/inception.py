@@ -1,0 +1,325 @@
+"""The FID Inception-v3 feature extractor in plain PyTorch (no torchvision).
+
+Network: Inception-v3 (Szegedy et al. 2015, arXiv:1512.00567) as the 2015 TF graph used for FID
+(Heusel et al. 2017, arXiv:1706.08500), in the pytorch-fid port: torchvision's Inception3 with the
+FIDInceptionA / C / E_1 blocks (3x3 average pools with count_include_pad=False) and FIDInceptionE_2
+(3x3 max pool in the pool branch), BatchNorm eps 0.001, no auxiliary head, fc 2048 -> 1008.
+Module names match `pt_inception-2015-12-05-6726825d.pth` (pytorch-fid, torch-fidelity) exactly.
+
+Outputs: `pool` (the 2048-d global average pool, FID's features) and `logits` (fc over 1008 classes,
+for the Inception Score). Preprocessing: see `preprocess`.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import GanforgeError
+
+DEFAULT_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+               "pt_inception-2015-12-05-6726825d.pth")
+RESIZE = "bilinear 299x299, align_corners=False, antialias=False (pytorch-fid's resize), values in [-1, 1]"
+
+
+def preprocess(images: torch.Tensor) -> torch.Tensor:
+    """Images N x C x H x W in [-1, 1] (C = 1 or 3) -> N x 3 x 299 x 299 in [-1, 1].
+
+    One channel is repeated to three. The resize is F.interpolate bilinear, align_corners=False,
+    antialias=False, as pytorch-fid does (clean-fid shows the resize alone can move FID by ~6, so it is
+    recorded in RESIZE). Values are not rescaled: the network was ported to take [-1, 1], and pytorch-fid
+    maps its [0, 1] input to that range with 2x - 1. Bilinear weights are convex, so the range is kept.
+    """
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise GanforgeError(f"FID Inception takes images N x C x H x W with C = 1 or 3, "
+                            f"got shape {tuple(images.shape)}")
+    x = images.float()
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    return F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False, antialias=False)
+
+
+class BasicConv2d(nn.Module):
+    def __init__(self, c_in: int, c_out: int, **conv):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, bias=False, **conv)
+        self.bn = nn.BatchNorm2d(c_out, eps=0.001)  # the TF graph's epsilon
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+def _avg_pool(x):
+    # the TF graph averages over valid pixels only at the borders
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class FIDInceptionA(nn.Module):
+    def __init__(self, c_in: int, pool_features: int):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(c_in, 64, kernel_size=1)
+        self.branch5x5_1 = BasicConv2d(c_in, 48, kernel_size=1)
+        self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
+        self.branch3x3dbl_1 = BasicConv2d(c_in, 64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
+        self.branch_pool = BasicConv2d(c_in, pool_features, kernel_size=1)
+
+    def forward(self, x):
+        return torch.cat([
+            self.branch1x1(x),
+            self.branch5x5_2(self.branch5x5_1(x)),
+            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+            self.branch_pool(_avg_pool(x)),
+        ], 1)
+
+
+class InceptionB(nn.Module):
+    def __init__(self, c_in: int):
+        super().__init__()
+        self.branch3x3 = BasicConv2d(c_in, 384, kernel_size=3, stride=2)
+        self.branch3x3dbl_1 = BasicConv2d(c_in, 64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
+
+    def forward(self, x):
+        return torch.cat([
+            self.branch3x3(x),
+            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+            F.max_pool2d(x, kernel_size=3, stride=2),
+        ], 1)
+
+
+class FIDInceptionC(nn.Module):
+    def __init__(self, c_in: int, c7: int):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(c_in, 192, kernel_size=1)
+        self.branch7x7_1 = BasicConv2d(c_in, c7, kernel_size=1)
+        self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = BasicConv2d(c_in, c7, kernel_size=1)
+        self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch_pool = BasicConv2d(c_in, 192, kernel_size=1)
+
+    def forward(self, x):
+        dbl = x
+        for i in range(1, 6):
+            dbl = getattr(self, f"branch7x7dbl_{i}")(dbl)
+        return torch.cat([
+            self.branch1x1(x),
+            self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))),
+            dbl,
+            self.branch_pool(_avg_pool(x)),
+        ], 1)
+
+
+class InceptionD(nn.Module):
+    def __init__(self, c_in: int):
+        super().__init__()
+        self.branch3x3_1 = BasicConv2d(c_in, 192, kernel_size=1)
+        self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
+        self.branch7x7x3_1 = BasicConv2d(c_in, 192, kernel_size=1)
+        self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
+
+    def forward(self, x):
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b7,
+                          F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class FIDInceptionE(nn.Module):
+    """Mixed_7b (pool="avg", pytorch-fid's FIDInceptionE_1) and Mixed_7c (pool="max", FIDInceptionE_2)."""
+
+    def __init__(self, c_in: int, pool: str):
+        super().__init__()
+        self.pool = pool
+        self.branch1x1 = BasicConv2d(c_in, 320, kernel_size=1)
+        self.branch3x3_1 = BasicConv2d(c_in, 384, kernel_size=1)
+        self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = BasicConv2d(c_in, 448, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
+        self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch_pool = BasicConv2d(c_in, 192, kernel_size=1)
+
+    def forward(self, x):
+        b3 = self.branch3x3_1(x)
+        dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        # the TF graph's last block max-pools here (likely a slip in that graph; FID keeps it)
+        pooled = (F.max_pool2d(x, kernel_size=3, stride=1, padding=1) if self.pool == "max"
+                  else _avg_pool(x))
+        return torch.cat([
+            self.branch1x1(x),
+            self.branch3x3_2a(b3), self.branch3x3_2b(b3),
+            self.branch3x3dbl_3a(dbl), self.branch3x3dbl_3b(dbl),
+            self.branch_pool(pooled),
+        ], 1)
+
+
+class InceptionFID(nn.Module):
+    """FID Inception-v3: forward(images in [-1, 1]) -> {"pool": N x 2048, "logits": N x 1008}.
+
+    Built in eval mode (BatchNorm uses the stored running statistics). Weights: `load_inception`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
+        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
+        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
+        self.Mixed_5b = FIDInceptionA(192, pool_features=32)
+        self.Mixed_5c = FIDInceptionA(256, pool_features=64)
+        self.Mixed_5d = FIDInceptionA(288, pool_features=64)
+        self.Mixed_6a = InceptionB(288)
+        self.Mixed_6b = FIDInceptionC(768, c7=128)
+        self.Mixed_6c = FIDInceptionC(768, c7=160)
+        self.Mixed_6d = FIDInceptionC(768, c7=160)
+        self.Mixed_6e = FIDInceptionC(768, c7=192)
+        self.Mixed_7a = InceptionD(768)
+        self.Mixed_7b = FIDInceptionE(1280, pool="avg")
+        self.Mixed_7c = FIDInceptionE(2048, pool="max")
+        self.fc = nn.Linear(2048, 1008)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = preprocess(images)
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
+            x = getattr(self, f"Mixed_{name}")(x)
+        pool = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return {"pool": pool, "logits": self.fc(pool)}
+
+
+def weights_sha256(path) -> str:
+    """Hex SHA-256 of a file, read in chunks (recorded with every metric as the weights' identity)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GANFORGE_CACHE") or Path.home() / ".cache" / "ganforge")
+
+
+def download_weights(url: str, cache_dir, sha256_prefix: str) -> Path:
+    """Download `url` into cache_dir/<file name>, atomically: a temporary file in the same folder is
+    hash-checked and then renamed, so an interrupted or corrupt download never leaves a file behind."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / url.rstrip("/").rsplit("/", 1)[-1]
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=target.name + ".", suffix=".part")
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                h.update(chunk)
+                out.write(chunk)
+        digest = h.hexdigest()
+        if not digest.startswith(sha256_prefix):
+            raise GanforgeError(f"downloaded {url} has SHA-256 {digest}, expected it to start with "
+                                f"{sha256_prefix!r}; the file was discarded. Download it by hand and pass "
+                                f"--weights PATH, or check the URL")
+        os.replace(tmp, target)
+    except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, cut-off transfers
+        raise GanforgeError(f"could not download FID Inception weights from {url}: {e}. Download the file "
+                            f"by hand and pass --weights PATH, or place it at {target}") from e
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def _find_weights(weights, cache_dir, download: bool, url: str, sha256_prefix: str) -> Path:
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise GanforgeError(f"FID Inception weights file {path} does not exist; pass --weights with the "
+                                f"path to pt_inception-2015-12-05-6726825d.pth")
+        return path
+    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cached = cache_dir / url.rstrip("/").rsplit("/", 1)[-1]
+    if cached.is_file():
+        return cached
+    if not download:
+        raise GanforgeError(f"FID Inception weights not found: no --weights path given and no {cached} "
+                            f"(cache: $GANFORGE_CACHE or ~/.cache/ganforge). Fix: pass --weights PATH to a "
+                            f"copy of {cached.name}, put it at {cached}, or enable download (download=True) "
+                            f"to fetch {url}")
+    return download_weights(url, cache_dir, sha256_prefix)
+
+
+def load_inception(weights=None, cache_dir=None, download: bool = False, url: str = DEFAULT_URL,
+                   sha256_prefix: str = "6726825d") -> InceptionFID:
+    """Build InceptionFID and load its weights from `weights`, else the cache, else (download=True) `url`.
+
+    The returned model (eval mode) carries `protocol`: extractor, weights path and SHA-256, resize.
+    """
+    path = _find_weights(weights, cache_dir, download, url, sha256_prefix)
+    model = InceptionFID()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types; all mean "not a weights file"
+        raise GanforgeError(f"{path} is not a readable PyTorch weights file ({e}); pass --weights with "
+                            f"pt_inception-2015-12-05-6726825d.pth") from e
+    if not isinstance(state, Mapping):
+        raise GanforgeError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
+    state = dict(state)
+    for key, value in model.state_dict().items():
+        # the released file predates BatchNorm's counter; it is unused in eval mode
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = value
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and tuple(getattr(state[k], "shape", ())) != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise GanforgeError(f"{path} does not match the FID Inception-v3 layout: {len(missing)} missing keys "
+                            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} with "
+                            f"wrong shapes {wrong[:3]}; pass --weights with pt_inception-2015-12-05-6726825d.pth")
+    model.load_state_dict(state, strict=True)
+    model.protocol = {"extractor": "inception", "weights": str(path), "weights_sha256": weights_sha256(path),
+                      "resize": RESIZE}
+    return model.eval()
+
+
+@torch.no_grad()
+def extract(model: nn.Module, images, batch_size: int = 50):
+    """Run `model` over images in batches without gradients; outputs are concatenated on the CPU.
+
+    `images` is an N x C x H x W tensor (sliced into batches) or an iterable of such batches (e.g. a
+    generator sampling G). A model returning a dict gives a dict of N x ... tensors.
+    """
+    if batch_size < 1:
+        raise GanforgeError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.parameters()).device
+    batches: Iterable = (images.split(batch_size) if isinstance(images, torch.Tensor) else images)
+    outputs = []
+    for batch in batches:
+        out = model(batch.to(device))
+        outputs.append({k: v.cpu() for k, v in out.items()} if isinstance(out, Mapping) else out.cpu())
+    if not outputs:
+        raise GanforgeError("extract got no images")
+    if isinstance(outputs[0], dict):
+        return {k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}
+    return torch.cat(outputs)
