@@ -1,0 +1,137 @@
+"""`ganforge ...` - a thin layer over the public API (DESIGN §5). Bad input exits with status 2 and one line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import GanforgeError
+
+TRAIN_FLAGS = ("data", "steps", "seed", "device", "precision")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and evaluate GANs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="recipes, presets, data specs")
+    ls.add_argument("--keys", metavar="RECIPE", help="print the config keys of RECIPE with their defaults")
+
+    t = sub.add_parser("train", help="train a recipe (default: dcgan on the digits data set)")
+    t.add_argument("recipe", nargs="?", default=None, help="recipe name (`ganforge list`)")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    t.add_argument("--preset")
+    t.add_argument("--config", metavar="FILE.yaml", help="YAML with recipe, preset and config keys")
+    t.add_argument("--out", metavar="DIR")
+    t.add_argument("--data", metavar="SPEC")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    r.add_argument("run")
+    r.add_argument("--steps", type=int, help="new total number of steps")
+    r.add_argument("--quiet", action="store_true")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run (grid PNG, scatter PNG or CSV)")
+    s.add_argument("run")
+    s.add_argument("-n", "--num", type=int, default=64)
+    s.add_argument("--out", metavar="FILE")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--label", type=int, help="class to draw (conditional recipes)")
+    return p
+
+
+def _train(a) -> int:
+    from .api import train
+    from .config import load_yaml, parse_overrides
+
+    overrides: dict = {}
+    recipe, preset = a.recipe, a.preset
+    if recipe and "=" in recipe:           # `ganforge train steps=10`: no recipe named
+        a.overrides.insert(0, recipe)
+        recipe = None
+    if a.config:
+        data = load_yaml(a.config)
+        recipe = recipe or data.pop("recipe", None)
+        preset = preset or data.pop("preset", None)
+        data.pop("recipe", None), data.pop("preset", None)
+        overrides.update(data)
+    overrides.update(parse_overrides(a.overrides))
+    for flag in TRAIN_FLAGS:
+        if getattr(a, flag) is not None:
+            overrides[flag] = getattr(a, flag)
+    recipe = recipe or "dcgan"
+    if recipe == "dcgan" and not preset and not a.config and "data" not in overrides:
+        preset = "digits"
+    s = train(recipe, preset=preset, out=a.out, progress=not a.quiet, **overrides)
+    _report(s)
+    return 0
+
+
+def _report(s: dict) -> None:
+    last = s.get("last_log", {})
+    losses = ", ".join(f"{k}={v:.3f}" for k, v in last.items() if k.endswith("/loss"))
+    print(f"\ntrained {s['recipe']} to step {s['step']} ({s['precision']} on {s['device']}; {losses})")
+    if s.get("skipped_images"):
+        print(f"skipped {s['skipped_images']} unreadable images")
+    print(f"  samples:    {s['samples']}")
+    print(f"  loss plot:  {s['loss_plot']}")
+    print(f"  checkpoint: {s['checkpoint']}")
+    print(f"  run:        {s['run_dir']}  (sample more: ganforge sample {s['run_dir']} -n 64)")
+
+
+def _sample(a) -> int:
+    from .api import load
+    from .training.callbacks import sample_suffix
+
+    g = load(a.run)
+    x = g.sample(a.num, seed=a.seed, labels=a.label)
+    tag = f"-label{a.label}" if a.label is not None else ""
+    out = Path(a.out) if a.out else Path(a.run) / "samples" / f"sample-seed{a.seed}{tag}{sample_suffix(g.info.kind)}"
+    print(g.save(x, out))
+    return 0
+
+
+def _list(a) -> int:
+    from .api import list_recipes, make_config
+    from .config import to_dict
+    from .registry import DATASETS
+
+    if a.keys:
+        cls, cfg = make_config(a.keys)
+        for k, v in to_dict(cfg).items():
+            print(f"{k} = {v}")
+        return 0
+    print("recipes:")
+    for name, r in list_recipes().items():
+        print(f"  {name:12s} {r['summary']}")
+        if r["presets"]:
+            print(f"  {'':12s} presets: {', '.join(r['presets'])}")
+    import ganforge.data  # noqa: F401  (registers the data specs)
+    print("data specs: " + ", ".join(sorted(DATASETS)) + "  (e.g. toy:ring, csv:PATH, folder:PATH)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        if a.command == "train":
+            return _train(a)
+        if a.command == "resume":
+            from .api import resume
+            s = resume(a.run, steps=a.steps, progress=not a.quiet)
+            _report(s)
+            return 0
+        if a.command == "sample":
+            return _sample(a)
+        return _list(a)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Image data: scikit-learn's digits, a folder of images; shared resizing. Stored as uint8 N x C x H x W."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import GanforgeError
+from .base import Data, DataInfo
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Square uint8 images -> `resolution` (antialiased bilinear when shrinking, bilinear when growing)."""
+    if x.shape[-1] == resolution and x.shape[-2] == resolution:
+        return x
+    shrink = resolution < x.shape[-1]
+    y = F.interpolate(x.float(), size=(resolution, resolution), mode="bilinear", align_corners=False,
+                      antialias=shrink)
+    return y.round().clamp(0, 255).to(torch.uint8)
+
+
+def set_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
+    if not channels or x.shape[1] == channels:
+        return x
+    if channels == 3 and x.shape[1] == 1:
+        return x.repeat(1, 3, 1, 1)
+    if channels == 1 and x.shape[1] == 3:   # ITU-R 601 luma, as PIL's convert("L")
+        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    raise GanforgeError(f"channels must be 1 or 3; got {channels}")
+
+
+def image_info(spec: str, x: torch.Tensor, y: torch.Tensor | None, class_names: list[str]) -> DataInfo:
+    k = len(class_names) if class_names else (int(y.max()) + 1 if y is not None else 0)
+    return DataInfo(spec, "image", tuple(x.shape[1:]), num_classes=k, class_names=class_names)
+
+
+def digits_split(n: int, split: str) -> np.ndarray:
+    """The fixed split of the 1,797 digits: sample i is test when i % 5 == 0 (360 test, 1,437 train)."""
+    i = np.arange(n)
+    return i[i % 5 == 0] if split == "test" else i[i % 5 != 0]
+
+
+def load_digits_data(variant: str, split: str) -> tuple[Data, DataInfo]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    idx = digits_split(len(d.target), split)
+    img = torch.from_numpy(np.round(d.images[idx] / 16.0 * 255.0).astype(np.uint8))[:, None]   # 0..16 -> 0..255
+    y = torch.from_numpy(d.target[idx].astype(np.int64))
+    names = [str(k) for k in range(10)]
+    if variant == "":
+        return Data(img, y), image_info("digits", img, y, names)
+    if variant == "stacked":
+        # three independent digits as R, G, B: 1,000 modes (the stacked-MNIST protocol of VEEGAN / PacGAN)
+        g = torch.Generator().manual_seed(0 if split == "train" else 1)
+        n = 50_000 if split == "train" else 10_000
+        k = torch.randint(len(idx), (n, 3), generator=g)
+        x = torch.cat([img[k[:, c]] for c in range(3)], dim=1)
+        lab = y[k[:, 0]] * 100 + y[k[:, 1]] * 10 + y[k[:, 2]]
+        return Data(x, lab), DataInfo("digits:stacked", "image", tuple(x.shape[1:]), num_classes=1000)
+    raise GanforgeError(f"unknown digits variant {variant!r}; use `digits` or `digits:stacked`")
+
+
+def _open(path: Path, resolution: int):
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        rgb = im.mode not in ("L", "1", "I;16", "I", "LA")
+        im = im.convert("RGB" if rgb else "L")
+    # resize the short side, then center crop: keeps the aspect ratio of any photo
+    w, h = im.size
+    s = resolution / min(w, h)
+    im = im.resize((max(resolution, round(w * s)), max(resolution, round(h * s))), Image.BICUBIC)
+    w, h = im.size
+    left, top = (w - resolution) // 2, (h - resolution) // 2
+    im = im.crop((left, top, left + resolution, top + resolution))
+    a = np.asarray(im)
+    return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)), rgb
+
+
+def load_folder(path: str, resolution: int | None, channels: int | None, skip_bad: bool) -> tuple[Data, DataInfo]:
+    root = Path(path)
+    if not root.is_dir():
+        raise GanforgeError(f"image folder {path!r} does not exist; give folder:PATH to a directory of images")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    if not files:
+        raise GanforgeError(f"image folder {path!r} holds no images ({' '.join(IMAGE_EXTS)}); "
+                            f"put images in it or in one sub-folder per class")
+    # labels from first-level sub-folders, when every image lies in one (the ImageFolder layout)
+    parts = [p.relative_to(root).parts for p in files]
+    classes = sorted({q[0] for q in parts}) if all(len(q) > 1 for q in parts) else []
+    res = resolution or 64
+    arrays, labels, any_rgb, bad = [], [], False, 0
+    for p, q in zip(files, parts):
+        try:
+            a, rgb = _open(p, res)
+        except Exception as e:   # PIL raises many types for a broken file
+            if not skip_bad:
+                raise GanforgeError(f"cannot read image {str(p)!r} ({type(e).__name__}: {e}); remove or fix it, "
+                                    f"or set skip_bad=true to skip unreadable files") from None
+            bad += 1
+            continue
+        any_rgb |= rgb
+        arrays.append(a)
+        labels.append(classes.index(q[0]) if classes else 0)
+    if not arrays:
+        raise GanforgeError(f"no readable image in {path!r} ({bad} skipped as unreadable)")
+    want = channels or (3 if any_rgb else 1)
+    x = torch.cat([set_channels(torch.from_numpy(np.ascontiguousarray(a))[None], want) for a in arrays])
+    y = torch.tensor(labels) if classes else None
+    data = Data(x, y, skipped=bad)
+    return data, image_info(f"folder:{path}", x, y, classes)

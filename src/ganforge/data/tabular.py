@@ -1,0 +1,82 @@
+"""`csv:PATH` — tabular rows for MLP GANs.
+
+Numeric columns are standardized; string columns become one-hot blocks. The schema (means, stds, categories)
+lives in DataInfo.extra so samples are written back as a CSV in the original columns without the data.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from ..errors import GanforgeError
+from .base import Data, DataInfo
+
+MISSING = {"", "na", "nan", "null", "none", "?"}
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def load_csv(path: str) -> tuple[Data, DataInfo]:
+    p = Path(path)
+    if not p.is_file():
+        raise GanforgeError(f"CSV file {path!r} does not exist; give csv:PATH to a file with a header row")
+    with p.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2:
+        raise GanforgeError(f"CSV file {path!r} has no data rows; it needs a header row and at least one row")
+    header, body = rows[0], rows[1:]
+    for r, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise GanforgeError(f"CSV file {path!r} line {r} has {len(row)} fields, the header has {len(header)}")
+        for name, v in zip(header, row):
+            if v.strip().lower() in MISSING:
+                raise GanforgeError(f"CSV file {path!r} has a missing value in column {name!r} at line {r}; "
+                                    f"fill it in or drop the row (ganforge does not impute)")
+    columns, blocks = [], []
+    for j, name in enumerate(header):
+        vals = [row[j].strip() for row in body]
+        if all(_is_number(v) for v in vals):
+            t = torch.tensor([float(v) for v in vals], dtype=torch.float64)
+            mean, std = t.mean().item(), t.std().item() if len(vals) > 1 else 1.0
+            std = std if std > 0 else 1.0
+            integer = all(float(v).is_integer() for v in vals)
+            columns.append({"name": name, "type": "numeric", "mean": mean, "std": std, "integer": integer})
+            blocks.append(((t - mean) / std).float()[:, None])
+        else:
+            cats = sorted(set(vals))
+            idx = torch.tensor([cats.index(v) for v in vals])
+            columns.append({"name": name, "type": "categorical", "categories": cats})
+            # one-hot scaled to {-1, 1}: the same range as standardized numbers
+            blocks.append(torch.nn.functional.one_hot(idx, len(cats)).float() * 2 - 1)
+    x = torch.cat(blocks, dim=1)
+    return Data(x), DataInfo(f"csv:{path}", "table", (x.shape[1],), extra={"columns": columns})
+
+
+def decode_rows(x: torch.Tensor, columns: list[dict]) -> list[list]:
+    """Model output (N x d, standardized/one-hot space) -> rows in the original columns."""
+    out_cols, j = [], 0
+    for c in columns:
+        if c["type"] == "numeric":
+            v = x[:, j].double() * c["std"] + c["mean"]
+            out_cols.append([int(round(a)) if c["integer"] else float(a) for a in v.tolist()])
+            j += 1
+        else:
+            k = len(c["categories"])
+            out_cols.append([c["categories"][i] for i in x[:, j:j + k].argmax(1).tolist()])
+            j += k
+    return [list(r) for r in zip(*out_cols)]
+
+
+def write_csv(path, x: torch.Tensor, columns: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([c["name"] for c in columns])
+        w.writerows(decode_rows(x, columns))

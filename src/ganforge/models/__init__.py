@@ -1,0 +1,1 @@
+"""Generator and discriminator architectures by backbone, sized by arguments (resolution, channels, width)."""

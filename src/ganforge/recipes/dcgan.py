@@ -1,0 +1,57 @@
+"""`dcgan` - Radford et al. 2015 (arXiv:1511.06434): the deep convolutional GAN, Adam 2e-4 / beta1 0.5.
+
+The default of `ganforge train`: DCGAN on scikit-learn's digits, upsampled to 16x16.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import GanforgeError
+from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, check_resolution
+from ..registry import RECIPES
+from .adversarial import AdversarialConfig, AdversarialRecipe
+
+
+@dataclass
+class DCGANConfig(AdversarialConfig):
+    data: str = "digits"
+    resolution: int = 16
+    g_width: int = 64           # ngf: G's channels at the last hidden stage (doubling towards 4x4)
+    d_width: int = 64           # ndf: D's channels at the first stage (doubling towards 4x4)
+    d_norm: str = "batch"       # batch | instance | layer | none (none for WGAN-GP critics)
+    steps: int = 1500
+    batch_size: int = 64
+
+
+def image_nets_check(recipe) -> None:
+    info = recipe.info
+    if info.kind != "image":
+        raise GanforgeError(f"{recipe.name} works on images; {info.spec!r} holds {info.kind}. "
+                            f"Use the `gan` recipe (MLP) for points and tables")
+    try:
+        check_resolution(info.shape[-1])
+    except ValueError as e:
+        raise GanforgeError(f"{e}: set resolution=32 (or another power of two)") from None
+
+
+@RECIPES.register("dcgan")
+class DCGAN(AdversarialRecipe):
+    name = "dcgan"
+    Config = DCGANConfig
+    presets = {
+        "digits": {},
+        "digits32": {"resolution": 32, "steps": 3000},
+        "mnist": {"data": "mnist:data/mnist", "resolution": 32, "steps": 10000},
+        "cifar10": {"data": "cifar10:data/cifar10", "resolution": 32, "batch_size": 128, "steps": 50000},
+        "folder64": {"data": "folder:images", "resolution": 64, "steps": 20000},
+    }
+
+    def build(self) -> nn.ModuleDict:
+        image_nets_check(self)
+        c, (ch, res, _) = self.cfg, self.info.shape
+        return nn.ModuleDict({
+            "G": DCGANGenerator(c.z_dim, res, ch, c.g_width),
+            "D": DCGANDiscriminator(res, ch, c.d_width, norm=c.d_norm),
+        })

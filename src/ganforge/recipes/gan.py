@@ -1,0 +1,56 @@
+"""`gan` - Goodfellow et al. 2014 (arXiv:1406.2661): MLP G and D playing min_G max_D V(D, G) (eq. 1).
+
+loss=minimax is the saturating game of eq. 1; loss=ns the non-saturating G loss -log D(G(z)) that §3 recommends.
+Works on 1-D/2-D points, table rows and flattened images. On `toy:gauss1d` it draws the paper's Figure 1
+(p_data, p_g and D(x) along x) at every sample step and logs V(D, G), which tends to -log 4 at equilibrium.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ..models.mlp import MLPDiscriminator, MLPGenerator
+from ..registry import RECIPES
+from .adversarial import AdversarialConfig, AdversarialRecipe
+
+
+@dataclass
+class GANConfig(AdversarialConfig):
+    data: str = "toy:ring"
+    z_dim: int = 16
+    hidden: int = 128           # width of every hidden layer of G and D
+    depth: int = 3              # hidden layers per net
+    g_lr: float = 1e-3
+    d_lr: float = 1e-3
+    betas: tuple[float, ...] = (0.5, 0.999)
+    batch_size: int = 256
+    steps: int = 5000
+
+
+@RECIPES.register("gan")
+class GAN(AdversarialRecipe):
+    name = "gan"
+    Config = GANConfig
+    presets = {
+        "ring": {"data": "toy:ring"},
+        "grid": {"data": "toy:grid"},
+        # the paper's setting: the saturating minimax game, SGD with momentum, 1-D Gaussian data
+        "gauss1d": {"data": "toy:gauss1d", "loss": "minimax", "optimizer": "sgd", "g_lr": 0.01, "d_lr": 0.01,
+                    "z_dim": 1, "hidden": 32, "depth": 2, "steps": 3000, "batch_size": 128},
+        "digits": {"data": "digits", "z_dim": 64, "hidden": 256, "g_lr": 2e-4, "d_lr": 2e-4, "batch_size": 64,
+                   "steps": 3000},
+    }
+
+    def build(self) -> nn.ModuleDict:
+        c, info = self.cfg, self.info
+        return nn.ModuleDict({
+            "G": MLPGenerator(c.z_dim, info.shape, c.hidden, c.depth, tanh=info.kind == "image"),
+            "D": MLPDiscriminator(info.shape, c.hidden, c.depth),
+        })
+
+    def visualize(self, nets, out_dir: Path, step: int) -> None:
+        if "density" in self.info.extra:
+            from ..viz import figure1
+            figure1(self, nets, Path(out_dir) / f"figure1-step-{step:06d}.png", step)

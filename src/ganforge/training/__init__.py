@@ -1,0 +1,1 @@
+"""The training loop, EMA, checkpoints and the run directory's logs."""

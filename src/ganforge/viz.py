@@ -1,0 +1,118 @@
+"""Pictures: image grids, scatter plots of points, the GAN paper's Figure 1, loss curves, GIFs."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """N x C x H x W in [-1, 1] -> N x H x W x C uint8."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    a = to_uint8(images)
+    n, h, w, c = a.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + k * (w + pad):pad + k * (w + pad) + w] = a[i]
+    return out[..., 0] if c == 1 else out
+
+
+def save_grid(images: torch.Tensor, path, nrow: int | None = None, upscale: int = 0) -> Path:
+    from PIL import Image
+
+    img = Image.fromarray(grid(images, nrow))
+    # tiny images (8x8 digits) are enlarged with nearest neighbour so the grid is viewable
+    factor = upscale or max(1, 256 // max(8, images.shape[-1] * math.ceil(math.sqrt(len(images)))) + 1)
+    if factor > 1:
+        img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return Path(path)
+
+
+def save_points(points: torch.Tensor, path, real: torch.Tensor | None = None, title: str = "") -> Path:
+    """2-D: scatter of generated over real points; 1-D: histograms."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    p = points.detach().float().cpu().numpy()
+    r = real.detach().float().cpu().numpy() if real is not None else None
+    if p.shape[1] == 1:
+        if r is not None:
+            ax.hist(r[:, 0], bins=80, density=True, alpha=0.5, label="real")
+        ax.hist(p[:, 0], bins=80, density=True, alpha=0.5, label="generated")
+        ax.legend()
+    else:
+        if r is not None:
+            ax.scatter(r[:, 0], r[:, 1], s=2, c="#999999", label="real")
+        ax.scatter(p[:, 0], p[:, 1], s=2, c="#d62728", label="generated")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", markerscale=4)
+    ax.set_title(title)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def save_losses(history: list[dict], path) -> Path | None:
+    keys = sorted({k for row in history for k in row if "/" in k and k.endswith("loss")})
+    if not history or not keys:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k in keys:
+        pts = [(row["step"], row[k]) for row in history if k in row]
+        ax.plot(*zip(*pts), label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+@torch.no_grad()
+def figure1(recipe, nets, path, step: int, n: int = 20_000) -> Path:
+    """Goodfellow 2014, Figure 1: p_data (black), p_g (green), D(x) (blue dashed) along x."""
+    plt = _plt()
+    dens = recipe.info.extra["density"]
+    mu, sd = dens["mean"], dens["std"]
+    G, D = nets["G"], nets["D"]
+    device = next(G.parameters()).device
+    g = torch.Generator().manual_seed(recipe.cfg.seed + 2)
+    fake = recipe.generate(G, recipe.noise(n, "cpu", generator=g).to(device)).float().cpu()[:, 0]
+    lo, hi = mu - 5 * sd, mu + 5 * sd
+    xs = torch.linspace(lo, hi, 400)
+    p_data = torch.exp(-0.5 * ((xs - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+    d_x = torch.sigmoid(D(xs[:, None].to(device)).float().cpu())
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(xs, p_data, "k:", label="p_data")
+    ax.hist(fake.clamp(lo, hi).numpy(), bins=100, range=(lo, hi), density=True, histtype="step", color="g",
+            label="p_g")
+    ax2 = ax.twinx()
+    ax2.plot(xs, d_x, "b--", label="D(x)")
+    ax2.set_ylim(0, 1)
+    ax2.axhline(0.5, color="#bbbbbb", lw=0.5)
+    ax.set_title(f"step {step}: D(x) -> 1/2 where p_g = p_data")
+    fig.legend(loc="upper right")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
