@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="FILE")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, help="class to draw (conditional recipes)")
+
+    from . import commands
+    for module in commands.modules():
+        module.add(sub)
     return p
 
 
@@ -116,7 +120,13 @@ def _list(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
+    parser = _parser()
+    a, extra = parser.parse_known_args(argv)
+    # key=value pairs may follow options (`train gan --steps 5 loss=minimax`): argparse leaves them over
+    if extra and (a.command != "train" or any("=" not in e or e.startswith("-") for e in extra)):
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    if extra:
+        a.overrides += extra
     try:
         if a.command == "train":
             return _train(a)
@@ -127,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if a.command == "sample":
             return _sample(a)
-        return _list(a)
+        if a.command == "list":
+            return _list(a)
+        return a.func(a)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2

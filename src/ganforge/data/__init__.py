@@ -63,3 +63,16 @@ def resolve(spec: str, *, split: str = "train", resolution: int | None = None, c
         data.x = set_channels(resize_uint8(data.x, resolution or data.x.shape[-1]), channels)
         info.shape = tuple(data.x.shape[1:])
     return data, info
+
+
+def _enroll_family_specs() -> None:
+    """Families register their own data specs in data/specs_<family>.py; import them all."""
+    import importlib
+    import pkgutil
+
+    for m in pkgutil.iter_modules(__path__):
+        if m.name.startswith("specs_"):
+            importlib.import_module(f"{__name__}.{m.name}")
+
+
+_enroll_family_specs()
