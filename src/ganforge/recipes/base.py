@@ -99,6 +99,7 @@ class Recipe:
     presets: dict[str, dict[str, Any]] = {}          # preset name -> overrides of Config's defaults
     players: dict[str, tuple[str, ...]] = {"G": ("G",), "D": ("D",)}
     ema: str | None = "G"                            # which net EMA tracks, when cfg.ema_decay > 0
+    smoke: dict[str, Any] = {}                       # overrides for the every-recipe test (tiny data/nets)
 
     def __init__(self, cfg: RecipeConfig, info):
         self.cfg = cfg

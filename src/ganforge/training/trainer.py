@@ -165,6 +165,14 @@ class Trainer:
         self.recipe.visualize(self.nets, self.run_dir / "plots", self.step)
         return path
 
+    def _check_finite(self, row: dict) -> None:
+        bad = finite(row)
+        if bad:
+            raise GanforgeError(
+                f"training diverged at step {self.step}: {', '.join(bad)} became NaN or infinite. The last good "
+                f"checkpoint is kept in {self.run_dir / 'checkpoints'}; lower the learning rates or try "
+                f"loss=hinge / a gradient penalty")
+
     # -- the loop ------------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict:
         cfg = self.cfg
@@ -190,12 +198,7 @@ class Trainer:
                     row = {"step": self.step, "images_per_s": round((self.images - img0) / max(dt, 1e-9), 1),
                            **{k: (v / count).item() for k, v in sums.items()}}
                     log.write(row)
-                    bad = finite(row)
-                    if bad:
-                        raise GanforgeError(
-                            f"training diverged at step {self.step}: {', '.join(bad)} became NaN or infinite. "
-                            f"The last good checkpoint is kept in {self.run_dir / 'checkpoints'}; lower the "
-                            f"learning rates or try loss=hinge / a gradient penalty")
+                    self._check_finite(row)
                     if bar is not None:
                         bar.set_postfix({k.replace("/loss", ""): f"{v:.3f}" for k, v in row.items()
                                          if k.endswith("/loss")} | {"img/s": f"{row['images_per_s']:.0f}"})
@@ -203,6 +206,8 @@ class Trainer:
                 if self.step % cfg.sample_every == 0 or self.step == end:
                     last_sample = self.write_samples()
                 if self.step % cfg.checkpoint_every == 0 or self.step == end:
+                    # never write a checkpoint whose losses since the last log went non-finite
+                    self._check_finite({k: v.item() for k, v in sums.items()})
                     self.save()
         except KeyboardInterrupt:
             path = self.save()
