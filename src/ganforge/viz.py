@@ -111,7 +111,7 @@ def figure1(recipe, nets, path, step: int, n: int = 20_000) -> Path:
     ax2.set_ylim(0, 1)
     ax2.axhline(0.5, color="#bbbbbb", lw=0.5)
     ax.set_title(f"step {step}: D(x) -> 1/2 where p_g = p_data")
-    fig.legend(loc="upper right")
+    fig.legend(loc="upper left", bbox_to_anchor=(0.1, 0.88))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

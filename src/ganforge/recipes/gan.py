@@ -36,9 +36,9 @@ class GAN(AdversarialRecipe):
     presets = {
         "ring": {"data": "toy:ring"},
         "grid": {"data": "toy:grid"},
-        # the paper's setting: the saturating minimax game, SGD with momentum, 1-D Gaussian data
-        "gauss1d": {"data": "toy:gauss1d", "loss": "minimax", "optimizer": "sgd", "g_lr": 0.01, "d_lr": 0.01,
-                    "z_dim": 1, "hidden": 32, "depth": 2, "steps": 3000, "batch_size": 128},
+        # the paper's saturating minimax game (eq. 1) on 1-D Gaussian data, as in its Figure 1
+        "gauss1d": {"data": "toy:gauss1d", "loss": "minimax", "z_dim": 1, "hidden": 32, "depth": 2,
+                    "steps": 2000, "batch_size": 128, "sample_every": 250},
         "digits": {"data": "digits", "z_dim": 64, "hidden": 256, "g_lr": 2e-4, "d_lr": 2e-4, "batch_size": 64,
                    "steps": 3000},
     }
