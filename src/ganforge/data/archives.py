@@ -78,7 +78,8 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def fetch_mnist(root: Path, urls=MNIST_URLS, checksums=MNIST_MD5) -> None:
+def fetch_mnist(root: Path, urls=None, checksums=None) -> None:
+    urls, checksums = urls or MNIST_URLS, checksums or MNIST_MD5
     for name, sum_ in checksums.items():
         if (root / name).exists() or (root / name[:-3]).exists():
             continue

@@ -113,7 +113,7 @@ def load_folder(path: str, resolution: int | None, channels: int | None, skip_ba
     if not arrays:
         raise GanforgeError(f"no readable image in {path!r} ({bad} skipped as unreadable)")
     want = channels or (3 if any_rgb else 1)
-    x = torch.cat([set_channels(torch.from_numpy(np.ascontiguousarray(a))[None], want) for a in arrays])
+    x = torch.cat([set_channels(torch.from_numpy(np.array(a))[None], want) for a in arrays])
     y = torch.tensor(labels) if classes else None
     data = Data(x, y, skipped=bad)
     return data, image_info(f"folder:{path}", x, y, classes)
