@@ -28,7 +28,10 @@ class Registry(dict):
 
 
 def suggest(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    # words in another order first ("lr_d" -> "d_lr"), then plain string similarity
+    tokens = sorted(name.lower().replace("-", "_").split("_"))
+    same = [c for c in choices if sorted(c.lower().replace("-", "_").split("_")) == tokens]
+    close = same or difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

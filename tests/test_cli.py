@@ -1,0 +1,113 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ganforge.cli import main
+
+TINY = ["steps=4", "batch_size=8", "sample_every=2", "checkpoint_every=2", "log_every=1", "num_samples=16"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_train_then_sample_images_with_label(tmp_path, capsys):
+    code, out, _ = run(capsys, "train", "cgan", "--out", str(tmp_path / "c"), "--quiet", "resolution=8", *TINY)
+    assert code == 0 and "samples:" in out and "checkpoint:" in out
+    code, out, _ = run(capsys, "sample", str(tmp_path / "c"), "-n", "9", "--label", "7", "--out", str(tmp_path / "s.png"))
+    assert code == 0 and (tmp_path / "s.png").is_file()
+    code, _, err = run(capsys, "sample", str(tmp_path / "c"), "--label", "12")
+    assert code == 2 and "label must be in 0..9" in err
+
+
+def test_points_give_a_scatter_and_tables_a_csv(tmp_path, capsys):
+    assert run(capsys, "train", "gan", "--data", "toy:ring", "--out", str(tmp_path / "g"), "--quiet", *TINY)[0] == 0
+    code, out, _ = run(capsys, "sample", str(tmp_path / "g"), "-n", "500")
+    assert code == 0 and out.strip().endswith(".png")
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b,kind\n" + "".join(f"{i},{i * 0.5},{'xy'[i % 2]}\n" for i in range(40)))
+    assert run(capsys, "train", "gan", "--data", f"csv:{csv}", "--out", str(tmp_path / "t"), "--quiet", *TINY)[0] == 0
+    code, out, _ = run(capsys, "sample", str(tmp_path / "t"), "-n", "5", "--out", str(tmp_path / "rows.csv"))
+    lines = (tmp_path / "rows.csv").read_text().splitlines()
+    assert lines[0] == "a,b,kind" and len(lines) == 6 and all(r.split(",")[2] in ("x", "y") for r in lines[1:])
+    assert all(float(r.split(",")[0]).is_integer() for r in lines[1:])   # integer column stays integer
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["train", "dcgn"], "unknown recipe 'dcgn'; did you mean 'dcgan'"),
+    (["train", "dcgan", "--preset", "digit"], "unknown preset 'digit'.*did you mean 'digits'"),
+    (["train", "dcgan", "lr_d=1"], "unknown config key 'lr_d'; did you mean 'd_lr'"),
+    (["train", "dcgan", "steps=many"], "'steps' expects int"),
+    (["train", "dcgan", "--data", "folder:/nonexistent/x"], "image folder '/nonexistent/x' does not exist"),
+    (["train", "dcgan", "--data", "imagenet"], "unknown data spec 'imagenet'"),
+    (["resume", "/nonexistent/run"], "not a ganforge run directory"),
+    (["sample", "/nonexistent/run"], "not a ganforge run directory"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, msg):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("ganforge: error: ") and "Traceback" not in err
+    import re
+    assert re.search(msg, err), err
+
+
+def test_empty_folder_and_corrupt_image(tmp_path, capsys):
+    (tmp_path / "e").mkdir()
+    code, _, err = run(capsys, "train", "dcgan", "--data", f"folder:{tmp_path / 'e'}")
+    assert code == 2 and "holds no images" in err
+    (tmp_path / "e" / "x.jpg").write_bytes(b"garbage")
+    code, _, err = run(capsys, "train", "dcgan", "--data", f"folder:{tmp_path / 'e'}")
+    assert code == 2 and "x.jpg" in err and "skip_bad=true" in err
+
+
+def test_resume_refuses_corrupt_missing_and_foreign_checkpoints(tmp_path, capsys):
+    assert run(capsys, "train", "dcgan", "--out", str(tmp_path / "a"), "--quiet", "resolution=8", *TINY)[0] == 0
+    assert run(capsys, "train", "gan", "--out", str(tmp_path / "b"), "--quiet", "--data", "toy:ring", *TINY)[0] == 0
+    ck = tmp_path / "a" / "checkpoints"
+    saved = {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    # a checkpoint from another recipe
+    shutil.rmtree(ck / "step-000004")
+    shutil.copytree(tmp_path / "b" / "checkpoints" / "step-000004", ck / "step-000004")
+    code, _, err = run(capsys, "resume", str(tmp_path / "a"), "--steps", "6")
+    assert code == 2 and "written by recipe 'gan'" in err
+    # corrupt weights
+    (ck / "step-000004" / "weights.safetensors").write_bytes(b"\x00" * 20)
+    code, _, err = run(capsys, "resume", str(tmp_path / "a"), "--steps", "6")
+    assert code == 2 and "corrupt" in err and "earlier step" in err
+    # missing checkpoint named by latest
+    shutil.rmtree(ck / "step-000004")
+    code, _, err = run(capsys, "resume", str(tmp_path / "a"), "--steps", "6")
+    assert code == 2 and "step-000004" in err and "missing" in err
+    # nothing else was touched
+    for p, b in saved.items():
+        if "step-000004" not in str(p):
+            assert p.read_bytes() == b, p
+    # pointing latest at the earlier checkpoint recovers
+    (ck / "latest").write_text("step-000002\n")
+    assert run(capsys, "resume", str(tmp_path / "a"), "--steps", "6", "--quiet")[0] == 0
+
+
+def test_yaml_config(tmp_path, capsys):
+    y = tmp_path / "c.yaml"
+    y.write_text("recipe: gan\npreset: ring\nsteps: 4\nbatch_size: 8\nlog_every: 1\n")
+    assert run(capsys, "train", "--config", str(y), "--out", str(tmp_path / "r"), "--quiet")[0] == 0
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["recipe"] == "gan" and cfg["preset"] == "ring" and cfg["config"]["steps"] == 4
+
+
+def test_list(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "dcgan" in out and "toy" in out
+    code, out, _ = run(capsys, "list", "--keys", "dcgan")
+    assert "g_lr = 0.0002" in out
+
+
+def test_module_entry_point_runs_without_traceback():
+    r = subprocess.run([sys.executable, "-m", "ganforge", "train", "nope"], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown recipe 'nope'" in r.stderr and "Traceback" not in r.stderr

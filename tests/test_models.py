@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, check_resolution
+from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
+
+
+@pytest.mark.parametrize("res", [8, 16, 32, 64])
+@pytest.mark.parametrize("ch", [1, 3])
+def test_dcgan_shapes_and_gradients(res, ch):
+    G, D = DCGANGenerator(16, res, ch, width=8), DCGANDiscriminator(res, ch, width=8)
+    x = G(torch.randn(4, 16))
+    assert x.shape == (4, ch, res, res) and x.abs().max() <= 1
+    out = D(x)
+    assert out.shape == (4,) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in list(G.parameters()) + list(D.parameters()))
+
+
+def test_dcgan_follows_the_paper():
+    G, D = DCGANGenerator(100, 64, 3), DCGANDiscriminator(64, 3)
+    convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.out_channels for c in convs] == [512, 256, 128, 64, 3]     # pytorch/examples ngf=64 at 64x64
+    assert not isinstance(list(D.body)[1], torch.nn.BatchNorm2d)           # no BN on D's input layer
+    assert isinstance(list(G.net)[-1], torch.nn.Tanh)
+    w = torch.cat([c.weight.flatten() for c in convs])
+    assert abs(w.std().item() - 0.02) < 0.002                              # N(0, 0.02) init
+    with pytest.raises(ValueError, match="power-of-two"):
+        check_resolution(28)
+
+
+@pytest.mark.parametrize("norm,kind", [("batch", torch.nn.BatchNorm2d), ("instance", torch.nn.InstanceNorm2d),
+                                       ("layer", torch.nn.GroupNorm), ("none", torch.nn.Identity)])
+def test_d_norm_option(norm, kind):
+    D = DCGANDiscriminator(16, 1, width=8, norm=norm)
+    assert isinstance(list(D.body)[3], kind)
+
+
+def test_mlp_shapes():
+    G = MLPGenerator(4, (1, 8, 8), hidden=16, depth=2, tanh=True)
+    x = G(torch.randn(5, 4))
+    assert x.shape == (5, 1, 8, 8) and x.abs().max() <= 1
+    D = MLPDiscriminator((1, 8, 8), hidden=16, depth=2)
+    assert D(x).shape == (5,) and D.features(x).shape == (5, 16)
+    P = MLPGenerator(4, (2,), hidden=16)
+    assert P(torch.randn(3, 4)).shape == (3, 2)
