@@ -1,0 +1,154 @@
+"""`ganforge translate RUN INPUT... --out DIR`: run a trained pix2pix or CycleGAN generator on image files
+and folders (pix2pix, arXiv:1611.07004; CycleGAN, arXiv:1703.10593).
+
+Each input is read as the model's input domain (grey or RGB), checked against the sizes the generator
+takes (pix2pix's U-Net: exactly its training size; CycleGAN's ResNet: sides multiple of 4) or resized
+with --resize, translated on its own, and written as DIR/<name>.png (folders keep their sub-paths).
+The helpers here are shared with `ganforge upscale`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import GanforgeError
+
+TRANSLATORS = ("pix2pix", "cyclegan")
+
+
+def add(subparsers) -> None:
+    p = subparsers.add_parser("translate", help="translate images with a pix2pix or CycleGAN run")
+    p.add_argument("run", help="run directory (or checkpoint / export folder)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the translated PNGs")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"],
+                   help="CycleGAN: which generator (default AtoB); pix2pix: must match its training direction")
+    p.add_argument("--resize", action="store_true", help="resize inputs to the size the model was trained at")
+    p.add_argument("--seed", type=int, default=0, help="seed of pix2pix's dropout noise")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.set_defaults(func=run)
+
+
+def load_translator(path, direction: str | None = None, device: str = "cpu"):
+    """(recipe, generator in eval mode) of an image-to-image run: a run directory (latest checkpoint), a
+    checkpoint folder or an export folder. The EMA copy of the net is used when the run kept one."""
+    from ..api import _read_run, _run_recipe
+    from ..data import DataInfo
+    from ..training import checkpoint
+    from ..training.trainer import pick_device
+
+    path = Path(path)
+    if (path / "meta.json").is_file() and not (path / "config.json").is_file():
+        ck, run = path, _read_run(path.parent.parent)          # run/checkpoints/step-NNNNNN
+        weights = checkpoint.read(ck, with_state=False)[0]
+    elif (path / "weights.safetensors").is_file():
+        ck, run = path, _read_run(path)                        # an export folder
+        weights = checkpoint.load_file_only(ck)
+    else:
+        run = _read_run(path)
+        ck = checkpoint.latest(path)
+        weights = checkpoint.read(ck, with_state=False)[0]
+    cls, cfg = _run_recipe(run)
+    recipe = cls(cfg, DataInfo.from_dict(run["data_info"]))
+    if not hasattr(recipe, "translator"):
+        raise GanforgeError(f"{str(path)!r} is a {run['recipe']} run, not an image-to-image one; translate works "
+                            f"on pix2pix and cyclegan runs, upscale on srgan runs")
+    if direction and run["recipe"] == "pix2pix" and direction != cfg.direction:
+        raise GanforgeError(f"this pix2pix model was trained {cfg.direction}; it cannot translate {direction}. "
+                            f"Drop --direction or train another model with direction={direction}")
+    torch.manual_seed(0)
+    nets = recipe.build()
+    name = recipe.translator(direction)
+    prefix = "ema." if any(k.startswith(f"ema.{name}.") for k in weights) else ""
+    checkpoint.load_nets({name: nets[name]}, weights, prefix, ck)
+    return recipe, nets[name].eval().to(pick_device(device))
+
+
+def image_files(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """(file, output name relative to --out) for every input file and every image under input folders."""
+    from ..data.images import IMAGE_EXTS
+    out = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+            if not files:
+                raise GanforgeError(f"folder {item!r} holds no images ({' '.join(IMAGE_EXTS)})")
+            out += [(f, f.relative_to(p).with_suffix(".png")) for f in files]
+        elif p.is_file():
+            out.append((p, Path(p.stem + ".png")))
+        else:
+            raise GanforgeError(f"input {item!r} does not exist; give image files or folders of images")
+    return out
+
+
+def read_image(path: Path, channels: int) -> torch.Tensor:
+    """Image file -> 1 x C x H x W in [-1, 1] with the model's channel count."""
+    from PIL import Image, ImageOps
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
+    except Exception as e:   # PIL raises many types for a broken file
+        raise GanforgeError(f"cannot read image {str(path)!r} ({type(e).__name__}: {e})") from None
+    a = np.asarray(im, dtype=np.float32)
+    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(a))[None] / 127.5 - 1
+
+
+def write_image(x: torch.Tensor, path: Path) -> Path:
+    from PIL import Image
+    from ..viz import to_uint8
+    a = to_uint8(x)[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(path)
+    return path
+
+
+def check_sizes(recipe, files: list[tuple[Path, Path]]) -> None:
+    """Every input's size, from its header, before anything is written: a wrong one fails the whole call."""
+    from PIL import Image
+    for src, _ in files:
+        try:
+            with Image.open(src) as im:
+                w, h = im.size
+        except Exception as e:   # PIL raises many types for a broken file
+            raise GanforgeError(f"cannot read image {str(src)!r} ({type(e).__name__}: {e})") from None
+        try:
+            recipe.check_size(h, w)
+        except GanforgeError as e:
+            raise GanforgeError(f"{src}: {e}") from None
+
+
+def apply(recipe, G, x: torch.Tensor, resize: bool, seed: int) -> torch.Tensor:
+    """Check (or resize) one input for the model and run G on it, with seeded noise."""
+    h, w = x.shape[-2:]
+    if resize:
+        side = recipe.input_shape()[-1]
+        x = torch.nn.functional.interpolate(x, size=(side, side), mode="bicubic", align_corners=False,
+                                            antialias=True).clamp(-1, 1)
+    else:
+        recipe.check_size(h, w)
+    torch.manual_seed(seed)   # pix2pix's test-time dropout: the same seed gives the same output
+    with torch.no_grad():
+        return G(x.to(next(G.parameters()).device)).cpu()
+
+
+def run(args) -> int:
+    recipe, G = load_translator(args.run, args.direction, args.device)
+    if recipe.name not in TRANSLATORS:
+        raise GanforgeError(f"{args.run!r} is an {recipe.name} run; use `ganforge upscale` for super-resolution")
+    channels = recipe.input_shape(args.direction)[0]
+    files = image_files(args.inputs)
+    if not args.resize:
+        check_sizes(recipe, files)
+    out = Path(args.out)
+    for src, rel in files:
+        try:
+            y = apply(recipe, G, read_image(src, channels), args.resize, args.seed)
+        except GanforgeError as e:
+            raise GanforgeError(f"{src}: {e}") from None
+        print(write_image(y, out / rel))
+    return 0

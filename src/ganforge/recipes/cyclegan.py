@@ -1,0 +1,162 @@
+"""`cyclegan` - Zhu et al. 2017 (arXiv:1703.10593): unpaired translation with cycle consistency.
+
+L(G, F, D_X, D_Y) = L_GAN(G, D_Y, X, Y) + L_GAN(F, D_X, Y, X) + lambda L_cyc(G, F)             (Eq. 3)
+L_cyc = E_x ||F(G(x)) - x||_1 + E_y ||G(F(y)) - y||_1                                         (Eq. 2)
+L_identity = E_y ||G(y) - y||_1 + E_x ||F(x) - x||_1, weighted 0.5 lambda           (Sec. 5.2, Fig. 9)
+Here G = G_ab (A -> B), F = G_ba, D_Y = D_b, D_X = D_a. L_GAN is least squares (Sec. 4, after Mao 2017):
+G minimises E (D(G(x)) - 1)^2, D minimises 1/2 [E (D(y) - 1)^2 + E D(G(x))^2] (the 1/2 slows D, Sec. 4).
+D is trained on a history of 50 generated images (ImagePool, Shrivastava 2017), lambda = 10, Adam 2e-4 /
+beta1 0.5, constant learning rate for the first half of training, then linear decay to zero (Sec. 4).
+
+The learning-rate schedule is a pure function of the step (lr_factor): phases(step) writes it into the
+optimizers the recipe was asked to create (the trainer owns and checkpoints them, and does not run
+schedulers), so a resumed run follows it exactly. The history pools live in state_dict() (tensors only).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .. import losses as L
+from ..errors import GanforgeError
+from ..models.image2image import ImagePool, PatchDiscriminator, ResnetGenerator, patch_layers_for
+from ..registry import RECIPES
+from .base import Nets, Phase, StepContext
+from .pix2pix import GAN_LOSSES, TranslationRecipe, check_choice, gan_d_loss, needs_cond
+from .base import RecipeConfig
+
+
+@dataclass
+class CycleGANConfig(RecipeConfig):
+    data: str = "shapeswap:circles2squares"
+    steps: int = 2000
+    batch_size: int = 1          # the paper's
+    loss: str = "lsgan"          # lsgan (the paper's) | ns | hinge
+    lambda_cyc: float = 10.0     # lambda of Eq. 3
+    lambda_id: float = 0.5       # identity loss weight, as a fraction of lambda_cyc (0.5 lambda); 0 = off
+    pool_size: int = 50          # generated-image history D is trained on; 0 = the current batch only
+    lr_decay_start: float = 0.5  # fraction of steps after which the lr decays linearly to 0 (1 = constant)
+    g_width: int = 64            # c7s1-64 (first layer); 2x and 4x after the two downsamplings
+    g_blocks: int = 6            # residual blocks: 6 at 128 px, 9 at 256 px in the paper
+    d_width: int = 64            # PatchGAN's first layer
+    d_layers: int = 0            # PatchGAN stride-2 layers; 0 = patch_layers_for(resolution)
+    norm: str = "instance"       # instance (the paper's) | batch
+
+    def check(self) -> None:
+        super().check()
+        check_choice("loss", self.loss, GAN_LOSSES)
+        check_choice("norm", self.norm, ("batch", "instance"))
+        for key in ("lambda_cyc", "lambda_id", "pool_size", "d_layers"):
+            if getattr(self, key) < 0:
+                raise GanforgeError(f"config key {key!r} must be >= 0; got {getattr(self, key)}")
+        if not 0 <= self.lr_decay_start <= 1:
+            raise GanforgeError(f"config key 'lr_decay_start' must be in [0, 1]; got {self.lr_decay_start}")
+        if self.g_blocks < 1:
+            raise GanforgeError(f"config key 'g_blocks' must be >= 1; got {self.g_blocks}")
+
+
+def lr_factor(step: int, steps: int, decay_start: float) -> float:
+    """1 until step `start` = round(decay_start * steps), then linear towards 0: the official code's
+    1 - max(0, epoch - n_epochs) / (n_epochs_decay + 1), with steps for epochs (> 0 at the last step)."""
+    start = round(decay_start * steps)
+    return 1.0 - max(0, step - start) / (steps - start + 1)
+
+
+def g_adversarial(kind: str, fake_logits: Tensor) -> Tensor:
+    if kind == "lsgan":   # E (D(G(x)) - 1)^2: Zhu's Eq. 1 in LS form, without Mao's 1/2
+        return 2.0 * L.lsgan_g(fake_logits=fake_logits)
+    return L.G_LOSSES[kind](fake_logits=fake_logits)
+
+
+@RECIPES.register("cyclegan")
+class CycleGAN(TranslationRecipe):
+    name = "cyclegan"
+    Config = CycleGANConfig
+    players = {"G": ("G_ab", "G_ba"), "D": ("D_a", "D_b")}
+    ema = "G_ab"      # the net sample grids and ganforge.load use (EMA'd when ema_decay > 0)
+    presets = {
+        "circles2squares": {"data": "shapeswap:circles2squares", "resolution": 32, "batch_size": 4,
+                            "g_width": 16, "g_blocks": 3, "d_width": 32, "steps": 1500, "sample_every": 250},
+        "horse2zebra": {"data": "unpaired:data/horse2zebra", "resolution": 256, "g_blocks": 9,
+                        "steps": 266800, "sample_every": 5000, "checkpoint_every": 10000},
+    }
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self.pools = {d: ImagePool(cfg.pool_size, seed=cfg.seed * 2 + k) for k, d in enumerate("ab")}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def build(self) -> nn.ModuleDict:
+        c = self.cfg
+        (c_a, h, _), (c_b, h_b, _) = needs_cond(self, "two image domains"), self.info.shape
+        if c_a != c_b or h != h_b:
+            raise GanforgeError(f"cyclegan needs both domains in one size and channel count (the identity "
+                                f"loss feeds B images to G_ab); {self.info.spec!r} has {c_a}x{h} and {c_b}x{h_b}. "
+                                f"Set channels=3 and one resolution")
+        if h % 4 or h < 8:
+            raise GanforgeError(f"cyclegan's ResNet generator needs a resolution that is a multiple of 4 and >= 8; "
+                                f"got {h}. Set resolution=32 (or 64, 128, 256)")
+        layers = c.d_layers or patch_layers_for(h)
+        if h // 2 ** layers < 3:
+            raise GanforgeError(f"d_layers={layers} is too deep for {h}x{h} images; use d_layers="
+                                f"{patch_layers_for(h)} or 0 (automatic)")
+        G = lambda: ResnetGenerator(c_a, c_a, c.g_width, c.g_blocks, norm=c.norm)   # noqa: E731
+        D = lambda: PatchDiscriminator(c_a, c.d_width, layers=layers, norm=c.norm)  # noqa: E731
+        return nn.ModuleDict({"G_ab": G(), "G_ba": G(), "D_a": D(), "D_b": D()})
+
+    def optimizer(self, player: str, params) -> torch.optim.Optimizer:
+        self.optimizers[player] = opt = super().optimizer(player, params)
+        return opt
+
+    def phases(self, step: int) -> list[Phase]:
+        f = lr_factor(step, self.cfg.steps, self.cfg.lr_decay_start)
+        for player, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = self.lr(player) * f
+        # G first, then D on the fakes G just made (through the pools), as the reference code does
+        return [Phase("G", "G", self.g_loss), Phase("D", "D", self.d_loss)]
+
+    def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        c = self.cfg
+        ctx.shared["batch"] = batch = ctx.batch
+        a, b = batch["cond"], batch["real"]
+        fake_b, fake_a = nets["G_ab"](a), nets["G_ba"](b)
+        cyc = L.l1(fake=nets["G_ba"](fake_b), target=a) + L.l1(fake=nets["G_ab"](fake_a), target=b)
+        adv = g_adversarial(c.loss, nets["D_b"](fake_b)) + g_adversarial(c.loss, nets["D_a"](fake_a))
+        loss = adv + c.lambda_cyc * cyc
+        logs = {"adv": adv, "cycle": cyc}
+        if c.lambda_id:
+            idt = L.l1(fake=nets["G_ab"](b), target=b) + L.l1(fake=nets["G_ba"](a), target=a)
+            loss = loss + c.lambda_id * c.lambda_cyc * idt
+            logs["identity"] = idt
+        ctx.shared["fake_b"], ctx.shared["fake_a"] = fake_b.detach(), fake_a.detach()
+        return {"loss": loss, **logs}
+
+    def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        batch = ctx.shared["batch"]
+        # history: D_b sees a mix of this step's and older G_ab outputs (no graph into G: pools detach)
+        fake_b, fake_a = self.pools["b"](ctx.shared["fake_b"]), self.pools["a"](ctx.shared["fake_a"])
+        d_b = gan_d_loss(self.cfg.loss, nets["D_b"](batch["real"]), nets["D_b"](fake_b))
+        d_a = gan_d_loss(self.cfg.loss, nets["D_a"](batch["cond"]), nets["D_a"](fake_a))
+        if self.cfg.loss != "lsgan":   # lsgan_d already carries the 1/2
+            d_a, d_b = 0.5 * d_a, 0.5 * d_b
+        return {"loss": d_a + d_b, "D_a": d_a, "D_b": d_b}
+
+    def state_dict(self) -> dict:
+        return {f"pool_{d}": pool.state_dict() for d, pool in self.pools.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for d, pool in self.pools.items():
+            pool.load_state_dict(state[f"pool_{d}"])
+
+    # -- translate: both directions, any size the ResNet generator takes ---------------------------------
+    def translator(self, direction: str | None = None) -> str:
+        return "G_ba" if direction == "BtoA" else "G_ab"
+
+    def check_size(self, h: int, w: int) -> None:
+        if h % 4 or w % 4 or min(h, w) < 8:
+            raise GanforgeError(f"cyclegan's generator takes images whose sides are multiples of 4 and at least "
+                                f"8 px; got {w}x{h}. Pass --resize to resize the input to "
+                                f"{self.info.shape[-1]}x{self.info.shape[-1]}")

@@ -1,0 +1,225 @@
+"""`pix2pix` - Isola et al. 2017 (arXiv:1611.07004): image-conditional GAN on paired data.
+
+G*(x) = arg min_G max_D L_cGAN(G, D) + lambda L_L1(G)                                  (Eq. 4)
+L_cGAN = E_{x,y} log D(x, y) + E_x log(1 - D(x, G(x)))  (Eq. 1; the noise z is G's dropout, Sec. 3.1)
+L_L1   = E ||y - G(x)||_1, lambda = 100                                                  (Eq. 3)
+
+G is a U-Net, D a PatchGAN on concat(x, y) (70x70 patches at 256 px, scaled down for small images by
+patch_layers_for). D's objective is halved ("we divide the objective by 2 while optimizing D", Sec. 3.3);
+Adam 2e-4, beta1 0.5. The ablation of the paper's Table 1 is a config change: `lambda_l1=0` (cGAN alone),
+`gan_weight=0` (L1 alone: no D is trained). Colourisation (Sec. 4.5) is the `gray2color` preset.
+
+Also home of TranslationRecipe, the part shared with cyclegan and srgan: sample grids translate held-out
+inputs of the data spec's test split, and `ganforge translate` / `upscale` ask the recipe which net maps
+which domain and what input sizes it takes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .. import losses as L
+from ..errors import GanforgeError
+from ..models.image2image import PatchDiscriminator, UNetGenerator, patch_layers_for
+from ..registry import RECIPES
+from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+
+DIRECTIONS = ("AtoB", "BtoA")
+GAN_LOSSES = ("ns", "lsgan", "hinge")
+
+
+def check_choice(key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise GanforgeError(f"config key {key!r} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+class TranslationRecipe(Recipe):
+    """Image -> image recipes: `noise()` returns held-out inputs, so the trainer's fixed sample grid, `ganforge
+    sample` and ganforge.load(...).sample(n) all show translations of test images."""
+
+    def held_out(self) -> dict[str, Tensor]:
+        """The whole test split (train split when the data has none) as {"real", "cond"}, cached."""
+        if getattr(self, "_held_out", None) is None:
+            from ..data import resolve
+            c = self.cfg
+            kw = dict(resolution=self.info.shape[-1], channels=c.channels or None, skip_bad=c.skip_bad)
+            try:
+                data, _ = resolve(c.data, split="test", **kw)
+            except GanforgeError:
+                data, _ = resolve(c.data, split="train", **kw)
+            n = min(len(data), 256)
+            self._held_out = data.batch(torch.arange(n))
+        return self._held_out
+
+    def split(self, batch: dict[str, Tensor], direction: str = "AtoB") -> tuple[Tensor, Tensor]:
+        """(input, target) of a batch: "cond" is domain A, "real" domain B."""
+        a, b = batch["cond"], batch["real"]
+        return (a, b) if direction == "AtoB" else (b, a)
+
+    def direction(self) -> str:
+        return "AtoB"
+
+    def noise(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
+        x, _ = self.split(self.held_out(), self.direction())
+        idx = torch.randperm(len(x), generator=generator)[:n]
+        if n > len(idx):   # fewer test images than asked: repeat them
+            idx = idx[torch.arange(n) % len(idx)]
+        return x[idx].to(device)
+
+    def generate(self, G: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        # a fixed seed for test-time dropout, on a forked RNG: drawing sample grids must not move the
+        # training RNG, or a resumed run would differ from an uninterrupted one
+        devices = [z.device] if z.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
+            return G(z)
+
+    @torch.no_grad()
+    def visualize(self, nets: Nets, out_dir, step: int) -> None:
+        """plots/translations-step-N.png: rows of (input, output, target) for 8 held-out samples."""
+        from ..viz import save_grid
+        name = self.translator(self.direction())
+        G, was = nets[name], nets[name].training
+        held = self.held_out()
+        x, y = self.split({k: v[:8] for k, v in held.items()}, self.direction())
+        device = next(G.parameters()).device
+        G.eval()
+        fake = self.generate(G, self.prepare_input(x).to(device)).float().cpu()
+        G.train(was)
+        show = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t   # noqa: E731  grey as RGB
+        x = nn.functional.interpolate(x, size=fake.shape[-2:], mode="nearest")
+        rows = [torch.stack([show(x)[i], show(fake)[i], show(y)[i]]) for i in range(len(x))]
+        save_grid(torch.cat(rows), f"{out_dir}/translations-step-{step:06d}.png", nrow=3)
+
+    def prepare_input(self, x: Tensor) -> Tensor:
+        return x
+
+    # -- what `ganforge translate` / `upscale` need --------------------------------------------------------
+    def translator(self, direction: str | None = None) -> str:
+        """Name of the net that maps `direction`'s input domain to its output domain."""
+        return "G"
+
+    def input_shape(self, direction: str | None = None) -> tuple[int, ...]:
+        a, b = tuple(self.info.extra["cond_shape"]), tuple(self.info.shape)
+        return a if (direction or self.direction()) == "AtoB" else b
+
+    def check_size(self, h: int, w: int) -> None:
+        res = self.input_shape()[-1]
+        if (h, w) != (res, res):
+            raise GanforgeError(f"this {self.name} model takes {res}x{res} inputs (its U-Net was built for "
+                                f"that size); got {w}x{h}. Pass --resize to resize the input")
+
+
+def needs_cond(recipe, what: str) -> tuple[int, ...]:
+    cond = recipe.info.extra.get("cond_shape")
+    if recipe.info.kind != "image" or cond is None:
+        raise GanforgeError(f"{recipe.name} needs {what}; {recipe.info.spec!r} has a single image domain. "
+                            f"Use paired:DIR, unpaired:DIR, photos:edges2photo, photos:gray2color, photos:sr4 "
+                            f"or shapeswap:circles2squares")
+    return tuple(cond)
+
+
+@dataclass
+class Pix2PixConfig(RecipeConfig):
+    data: str = "photos:edges2photo"
+    steps: int = 2000
+    batch_size: int = 1          # the paper's (BatchNorm at batch 1 acts as instance norm)
+    direction: str = "AtoB"      # AtoB | BtoA: which half/domain is the input
+    loss: str = "ns"             # ns (the paper's log loss) | lsgan | hinge
+    lambda_l1: float = 100.0     # lambda of Eq. 4; 0 = cGAN alone
+    gan_weight: float = 1.0      # weight of L_cGAN in G's loss; 0 = L1 alone (D is not trained)
+    g_width: int = 64            # U-Net's first encoder layer (C64); doubles per layer up to 8x
+    d_width: int = 64            # PatchGAN's first layer (C64)
+    d_layers: int = 0            # PatchGAN stride-2 layers; 0 = patch_layers_for(resolution) (3 = 70x70)
+    dropout: float = 0.5         # G's noise: dropout in the first 3 decoder layers, also at test time
+    norm: str = "batch"          # batch | instance (in G and D)
+
+    def check(self) -> None:
+        super().check()
+        check_choice("direction", self.direction, DIRECTIONS)
+        check_choice("loss", self.loss, GAN_LOSSES)
+        check_choice("norm", self.norm, ("batch", "instance"))
+        if self.lambda_l1 < 0 or self.gan_weight < 0:
+            raise GanforgeError("lambda_l1 and gan_weight must be >= 0")
+        if self.lambda_l1 == 0 and self.gan_weight == 0:
+            raise GanforgeError("lambda_l1=0 and gan_weight=0 leave G without a loss; set one of them > 0")
+        if not 0 <= self.dropout < 1:
+            raise GanforgeError(f"config key 'dropout' must be in [0, 1); got {self.dropout}")
+        if self.d_layers < 0:
+            raise GanforgeError(f"config key 'd_layers' must be >= 0 (0 = automatic); got {self.d_layers}")
+
+
+def gan_d_loss(kind: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    return L.D_LOSSES[kind](real_logits=real_logits, fake_logits=fake_logits)
+
+
+@RECIPES.register("pix2pix")
+class Pix2Pix(TranslationRecipe):
+    name = "pix2pix"
+    Config = Pix2PixConfig
+    ema = "G"
+    presets = {
+        "edges2photo": {"data": "photos:edges2photo", "resolution": 32, "batch_size": 16, "g_width": 32,
+                        "d_width": 32, "steps": 1500, "sample_every": 250},
+        "gray2color": {"data": "photos:gray2color", "resolution": 32, "batch_size": 16, "g_width": 32,
+                       "d_width": 32, "steps": 1500, "sample_every": 250},
+        "facades": {"data": "paired:data/facades", "direction": "BtoA", "resolution": 256, "steps": 80000,
+                    "sample_every": 2000, "checkpoint_every": 5000},
+    }
+
+    def direction(self) -> str:
+        return self.cfg.direction
+
+    def build(self) -> nn.ModuleDict:
+        c = self.cfg
+        needs_cond(self, "paired images (input A, target B)")
+        (c_in, h, w), (c_out, h_out, w_out) = self.input_shape(), self.input_shape(
+            "BtoA" if c.direction == "AtoB" else "AtoB")
+        if (h, w) != (h_out, w_out):
+            raise GanforgeError(f"pix2pix translates between images of one size; {self.info.spec!r} pairs "
+                                f"{h}x{w} with {h_out}x{w_out} (for super-resolution use the srgan recipe)")
+        try:
+            G = UNetGenerator(c_in, c_out, h, width=c.g_width, dropout=c.dropout, norm=c.norm)
+            layers = c.d_layers or patch_layers_for(h)
+            D = PatchDiscriminator(c_in + c_out, c.d_width, layers=layers, norm=c.norm)
+            if h // 2 ** layers < 3:
+                raise GanforgeError(f"d_layers={layers} is too deep for {h}x{h} images; use d_layers="
+                                    f"{patch_layers_for(h)} or 0 (automatic)")
+        except ValueError as e:   # ArchitectureError: a size the nets cannot take
+            raise GanforgeError(f"{e}; set resolution=32 (or another power of two >= 8)") from None
+        return nn.ModuleDict({"G": G, "D": D})
+
+    def phases(self, step: int) -> list[Phase]:
+        g = Phase("G", "G", self.g_loss)
+        return [g] if self.cfg.gan_weight == 0 else [Phase("D", "D", self.d_loss), g]
+
+    def _pair(self, ctx: StepContext) -> tuple[Tensor, Tensor]:
+        # one batch per iteration: the D and G phases see the same (x, y), as in the paper's updates
+        if "batch" not in ctx.shared:
+            ctx.shared["batch"] = ctx.batch
+        return self.split(ctx.shared["batch"], self.cfg.direction)
+
+    def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        x, y = self._pair(ctx)
+        with torch.no_grad():   # the D step must not build a graph into G
+            fake = nets["G"](x)
+        real_logits = nets["D"](torch.cat([x, y], 1))
+        fake_logits = nets["D"](torch.cat([x, fake], 1))
+        loss = 0.5 * gan_d_loss(self.cfg.loss, real_logits, fake_logits)   # halved, Sec. 3.3
+        return {"loss": loss, "acc_real": (real_logits > 0).float().mean(),
+                "acc_fake": (fake_logits < 0).float().mean()}
+
+    def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        c = self.cfg
+        x, y = self._pair(ctx)
+        fake = nets["G"](x)
+        l1 = L.l1(fake=fake, target=y)
+        logs = {"l1": l1}
+        loss = c.lambda_l1 * l1
+        if c.gan_weight:
+            adv = L.G_LOSSES[c.loss](fake_logits=nets["D"](torch.cat([x, fake], 1)))
+            loss = loss + c.gan_weight * adv
+            logs["adv"] = adv
+        return {"loss": loss, **logs}

@@ -1,0 +1,201 @@
+"""`srgan` - Ledig et al. 2017 (arXiv:1609.04802) with EPSR's weighting (Vasu et al. 2018, arXiv:1811.00344).
+
+G (SRResNet) maps a low-resolution image I^LR to I^SR = G(I^LR), `scale` times larger (x4; also x2).
+1. Pretraining (SRResNet): `pretrain_steps` G updates on l_MSE = ||I^HR - G(I^LR)||^2           (Eq. 4)
+2. Then D and G alternate; G minimises (EPSR, Vasu Eq. 6; SRGAN Eq. 3 is lambda_mse = 0, lambda_adv = 1e-3)
+   lambda_content ||phi(I^HR) - phi(G(I^LR))||^2 + lambda_mse l_MSE + lambda_adv (-log D(G(I^LR)))
+   where phi is a feature network (Eq. 5: VGG19 conv5_4). Raising lambda_adv / lambda_content moves
+   along the perception-distortion trade-off: sharper textures, lower PSNR.
+`lambda_adv=0` trains no D (the MSE-only SRResNet when lambda_content is 0 too).
+
+phi: `content=vgg19` loads torchvision's VGG19 weights from `vgg_weights`, the cache, or (download=true)
+the internet; `content=random` (default, offline) is perceptual.py's seeded random conv features. The
+run's config.json records which one in data_info.extra.feature_net (weights path and SHA-256 for VGG19).
+The low-resolution input is the data's "cond" (photos:sr4), or, for single-domain image data such as
+folder:DIR, the high-resolution batch downscaled by antialiased bicubic in the loss.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import losses as L
+from ..errors import GanforgeError
+from ..models.perceptual import FEATURE_NETS, build_feature_net
+from ..models.srresnet import SRDiscriminator, SRResNet
+from ..registry import RECIPES
+from .base import Nets, Phase, RecipeConfig, StepContext
+from .pix2pix import GAN_LOSSES, TranslationRecipe, check_choice, gan_d_loss
+
+
+@dataclass
+class SRGANConfig(RecipeConfig):
+    data: str = "photos:sr4"
+    steps: int = 2000
+    batch_size: int = 16          # the paper's
+    g_lr: float = 1e-4            # the paper's Adam lr 1e-4 (then 1e-5), beta1 0.9
+    d_lr: float = 1e-4
+    betas: tuple[float, ...] = (0.9, 0.999)
+    scale: int = 4                # upscaling factor: 2 or 4 (pixel-shuffle x2 stages)
+    g_width: int = 64             # SRResNet channels (n64)
+    g_blocks: int = 16            # residual blocks (B = 16)
+    d_width: int = 64             # SRGAN D's first layer (n64)
+    pretrain_steps: int = 1000    # MSE-only G updates before the adversarial phase (SRResNet init)
+    loss: str = "ns"              # ns (the paper's -log D) | lsgan | hinge
+    lambda_content: float = 1.0   # perceptual (feature) loss weight: EPSR's lambda_1
+    lambda_mse: float = 0.0       # pixel MSE weight after pretraining: EPSR's lambda_2 (SRGAN: 0)
+    lambda_adv: float = 1e-3      # adversarial weight: EPSR's lambda_3 (SRGAN: 1e-3); 0 = no D
+    content: str = "random"       # feature net phi: random (offline, seeded) | vgg19 (pretrained weights)
+    content_layer: str = "conv5_4"  # VGG19 layer of phi (conv5_4 = SRGAN's VGG54, conv2_2 = VGG22)
+    vgg_weights: str = ""         # path of torchvision's vgg19-dcbb9e9d.pth ("" = cache, or download=true)
+
+    def check(self) -> None:
+        super().check()
+        check_choice("loss", self.loss, GAN_LOSSES)
+        check_choice("content", self.content, FEATURE_NETS)
+        check_choice("scale", self.scale, (2, 4))
+        for key in ("lambda_content", "lambda_mse", "lambda_adv", "pretrain_steps"):
+            if getattr(self, key) < 0:
+                raise GanforgeError(f"config key {key!r} must be >= 0; got {getattr(self, key)}")
+        if self.lambda_content == self.lambda_mse == self.lambda_adv == 0 and self.pretrain_steps < self.steps:
+            raise GanforgeError("all three loss weights are 0: G has nothing to learn after pretraining; "
+                                "set lambda_mse=1 for SRResNet (MSE), or lambda_content / lambda_adv > 0")
+
+
+def bicubic_down(hr: Tensor, scale: int) -> Tensor:
+    """HR in [-1, 1] -> LR by antialiased bicubic, quantised to 8 bits like a saved LR image."""
+    lr = F.interpolate(hr.float(), scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
+    return ((lr + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1
+
+
+def bicubic_up(lr: Tensor, scale: int) -> Tensor:
+    """The baseline every SR result is compared with: bicubic interpolation, clamped to [-1, 1]."""
+    return F.interpolate(lr.float(), scale_factor=scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+@RECIPES.register("srgan")
+class SRGAN(TranslationRecipe):
+    name = "srgan"
+    Config = SRGANConfig
+    ema = "G"
+    presets = {
+        # CPU-sized: HR crops 32 px (LR 8 px), half-width G
+        "sr4": {"data": "photos:sr4", "resolution": 32, "g_width": 32, "g_blocks": 8, "d_width": 32,
+                "steps": 1500, "pretrain_steps": 1000, "sample_every": 250},
+        "srresnet": {"data": "photos:sr4", "resolution": 32, "g_width": 32, "g_blocks": 8, "steps": 1000,
+                     "lambda_content": 0.0, "lambda_mse": 1.0, "lambda_adv": 0.0, "sample_every": 250},
+        "div2k": {"data": "folder:data/DIV2K_train_HR", "resolution": 96, "steps": 200000,
+                  "pretrain_steps": 100000, "content": "vgg19", "sample_every": 5000, "checkpoint_every": 10000},
+    }
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self.feature_net: nn.Module | None = None
+        # recorded at the start of training (config.json's data_info); loading a run for upscaling reads
+        # it back and never needs the feature net's weights
+        if self.uses_content() and "feature_net" not in info.extra:
+            info.extra["feature_net"] = self._build_feature_net()
+
+    def uses_content(self) -> bool:
+        return self.cfg.lambda_content > 0 and self.cfg.pretrain_steps < self.cfg.steps
+
+    def _build_feature_net(self) -> dict:
+        c = self.cfg
+        if c.content == "vgg19":
+            net, desc = build_feature_net("vgg19", c.vgg_weights or None, c.download, layer=c.content_layer)
+        else:
+            net, desc = build_feature_net("random", channels=self.info.shape[0], seed=c.seed)
+        self.feature_net = net
+        return desc
+
+    def features(self, x: Tensor) -> Tensor:
+        if self.feature_net is None:   # a resumed run: rebuild, and insist on the same network
+            desc = self._build_feature_net()
+            if desc.get("weights_sha256") != self.info.extra["feature_net"].get("weights_sha256"):
+                raise GanforgeError(f"the VGG19 weights {desc.get('weights')} differ from those this run "
+                                    f"started with ({self.info.extra['feature_net'].get('weights')}); resume "
+                                    f"with the same file")
+        self.feature_net.to(x.device)
+        return self.feature_net(x)
+
+    def lr_shape(self) -> tuple[int, ...]:
+        c, (ch, h, w) = self.cfg, self.info.shape
+        if "cond_shape" in self.info.extra:
+            return tuple(self.info.extra["cond_shape"])
+        return ch, h // c.scale, w // c.scale
+
+    def build(self) -> nn.ModuleDict:
+        c, info = self.cfg, self.info
+        if info.kind != "image":
+            raise GanforgeError(f"srgan works on images; {info.spec!r} holds {info.kind}")
+        ch, h, w = info.shape
+        lr_ch, lr_h, lr_w = self.lr_shape()
+        if "cond_shape" in info.extra and (lr_ch != ch or lr_h * c.scale != h or lr_w * c.scale != w):
+            raise GanforgeError(f"{info.spec!r} pairs {lr_ch}x{lr_h}x{lr_w} inputs with {ch}x{h}x{w} targets: "
+                                f"not a x{c.scale} super-resolution task (set scale={h // max(lr_h, 1)} or "
+                                f"use photos:sr{c.scale})")
+        if h % c.scale or h // c.scale < 2:
+            raise GanforgeError(f"resolution {h} (the HR crop) must be a multiple of scale={c.scale} and give "
+                                f"an LR side >= 2; set resolution={8 * c.scale}")
+        try:
+            G = SRResNet(ch, c.g_width, c.g_blocks, c.scale)
+            D = SRDiscriminator(ch, c.d_width, resolution=h)
+        except ValueError as e:
+            raise GanforgeError(str(e)) from None
+        return nn.ModuleDict({"G": G, "D": D})
+
+    def pair(self, ctx: StepContext) -> tuple[Tensor, Tensor]:
+        """(LR, HR), one batch per iteration shared by the D and G phases."""
+        if "batch" not in ctx.shared:
+            ctx.shared["batch"] = ctx.batch
+        batch = ctx.shared["batch"]
+        hr = batch["real"]
+        return (batch["cond"] if "cond" in batch else bicubic_down(hr, self.cfg.scale)), hr
+
+    def phases(self, step: int) -> list[Phase]:
+        c = self.cfg
+        if step < c.pretrain_steps:
+            return [Phase("G_mse", "G", self.mse_loss)]
+        g = Phase("G", "G", self.g_loss)
+        return [g] if c.lambda_adv == 0 else [Phase("D", "D", self.d_loss), g]
+
+    def mse_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        lr, hr = self.pair(ctx)
+        return {"loss": L.mse(fake=nets["G"](lr), target=hr)}
+
+    def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        lr, hr = self.pair(ctx)
+        with torch.no_grad():   # the D step must not build a graph into G
+            sr = nets["G"](lr)
+        real_logits, fake_logits = nets["D"](hr), nets["D"](sr)
+        return {"loss": gan_d_loss(self.cfg.loss, real_logits, fake_logits),
+                "acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean()}
+
+    def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        c = self.cfg
+        lr, hr = self.pair(ctx)
+        sr = nets["G"](lr)
+        mse = L.mse(fake=sr, target=hr)
+        loss, logs = c.lambda_mse * mse, {"mse": mse}
+        if c.lambda_content:
+            content = L.mse(fake=self.features(sr), target=self.features(hr).detach())
+            loss, logs["content"] = loss + c.lambda_content * content, content
+        if c.lambda_adv:
+            adv = L.G_LOSSES[c.loss](fake_logits=nets["D"](sr))
+            loss, logs["adv"] = loss + c.lambda_adv * adv, adv
+        return {"loss": loss, **logs}
+
+    # -- sampling and upscaling: held-out LR images in, SR images out --------------------------------------
+    def split(self, batch: dict[str, Tensor], direction: str = "AtoB") -> tuple[Tensor, Tensor]:
+        hr = batch["real"]
+        return (batch["cond"] if "cond" in batch else bicubic_down(hr, self.cfg.scale)), hr
+
+    def input_shape(self, direction: str | None = None) -> tuple[int, ...]:
+        return self.lr_shape()
+
+    def check_size(self, h: int, w: int) -> None:
+        if min(h, w) < 2:
+            raise GanforgeError(f"image of {w}x{h} px is too small to upscale (need at least 2x2)")
