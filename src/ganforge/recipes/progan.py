@@ -95,6 +95,7 @@ class GrowingGenerator(nn.Module):
 class ProGAN(Recipe):
     name = "progan"
     Config = ProGANConfig
+    smoke = {"resolution": 8, "g_width": 8, "d_width": 8, "max_width": 16, "z_dim": 16, "images_per_phase": 8}
     presets = {
         "digits": {},
         "shapes": {"data": "shapes:32", "steps": 4000},

@@ -87,6 +87,8 @@ def lazy_ratio(every: int) -> float:
 class StyleGAN(Recipe):
     name = "stylegan"
     Config = StyleGANConfig
+    smoke = {"data": "digits", "resolution": 8, "g_width": 8, "d_width": 8, "max_width": 16, "z_dim": 16,
+             "w_dim": 16, "mapping_layers": 2, "pl_weight": 2.0, "r1_every": 2, "pl_every": 2}
     sample_kwargs = ("truncation",)     # extra keyword arguments generate() accepts (`sample --truncation`)
     presets = {
         "shapes": {},
