@@ -1,70 +1,442 @@
-"""The two-player update shared by gan, dcgan and cgan (and later families that only change the nets/losses).
+"""The two-player update shared by every adversarial family (gan, dcgan, cgan, wgan, wgan_gp, sngan, lsgan),
+with the stable-training toolbox as config keys that any of them accepts.
 
 D phase: separate real and fake batches (never mixed, so BatchNorm statistics never blend the two - DCGAN §3),
 fake generated without a graph into G; G phase: fresh noise through G and D. `d_steps` is k of
-Goodfellow 2014 Algorithm 1.
+Goodfellow 2014 Algorithm 1 (WGAN's n_critic). Options (0 / false / "" = off):
+
+- losses `ns | minimax | hinge | wasserstein | lsgan` (losses.py holds the equations);
+- `clip`: WGAN weight clipping to [-c, c] after each critic update (Arjovsky 2017, arXiv:1701.07875, Alg. 1);
+- `gp_weight`, `gp_center`, `gp_one_sided`: lambda E[(||grad D(x_hat)|| - center)^2] on random interpolates
+  (Gulrajani 2017, arXiv:1704.00028, eq. 3; center 0 = zero-centred, Thanh-Tung 2019, arXiv:1902.03984);
+- `r1_gamma`: gamma/2 E_real ||grad_x D(x)||^2 (Mescheder 2018, arXiv:1801.04406, eq. 9);
+- Salimans et al. 2016 (arXiv:1606.03498): `feature_matching` (§3.1: G minimises ||E f(x) - E f(G(z))||^2,
+  f = the input of D's last layer), `minibatch_discrimination` (§3.2), `historical_averaging` (§3.3, both
+  players), one-sided `label_smoothing` (§3.4), `vbn` (§3.4: G's BatchNorm layers normalise with a
+  reference batch of z fixed at the start);
+- `mbstd`: ProGAN's minibatch standard deviation feature (Karras 2018, arXiv:1710.10196, §3);
+- `instance_noise`: N(0, s_t^2) on D's inputs, real and fake, s_t annealed linearly to 0 (Sonderby 2017,
+  arXiv:1610.04490);
+- `diff_augment`: the same random differentiable augmentation T on real and fake, G's loss taken through it
+  (Zhao 2020, arXiv:2006.10738);
+- `pac`: PacGAN (Lin 2018, arXiv:1712.04086): D judges m samples of one kind concatenated along channels;
+- TTUR (`g_lr` != `d_lr`, Heusel 2017, arXiv:1706.08500) and `ema_decay` are trainer-level keys.
+
+The options that change the networks (pac, mbstd, minibatch_discrimination, vbn, historical_averaging) are
+applied to whatever a family's `build()` returns: AdversarialRecipe wraps every subclass's `build` (see
+`__init_subclass__`), so a family file only builds its plain G and D. D must expose the layer called `head`
+(its last linear layer) for feature matching, mbstd and minibatch discrimination.
+
+Health signals in metrics.jsonl: D's accuracy on real and fake, the Wasserstein estimate (wasserstein loss),
+each penalty's value, and each player's parameter-gradient norm (measured after the previous update of that
+player: the trainer owns backward, so the norm is read in the phase's after_update and logged next time).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
-from ..errors import GanforgeError
 from .. import losses as L
+from ..augment import diff_augment, parse_policy
+from ..errors import GanforgeError
+from ..nn.layers import MinibatchDiscrimination, VirtualBatchNorm, spectral_norm
+from ..nn.style import MinibatchStdDev
+from ..regularizers import HistoricalAverage, gradient_penalty, instance_noise, r1_penalty
 from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
 
 
 @dataclass
 class AdversarialConfig(RecipeConfig):
     loss: str = "ns"          # ns (non-saturating G) | minimax (saturating G, eq. 1) | hinge | wasserstein | lsgan
-    d_steps: int = 1          # D updates per G update (k in Goodfellow 2014, Algorithm 1)
+    d_steps: int = 1          # D updates per G update (k in Goodfellow 2014, Algorithm 1; n_critic)
+    clip: float = 0.0         # WGAN weight clipping: D's parameters clamped to [-clip, clip]; 0 = off
+    gp_weight: float = 0.0    # lambda of the gradient penalty on interpolates (WGAN-GP uses 10); 0 = off
+    gp_center: float = 1.0    # target gradient norm: 1 (Gulrajani) or 0 (zero-centred)
+    gp_one_sided: bool = False  # penalise only norms above gp_center: max(0, ||g|| - center)^2
+    r1_gamma: float = 0.0     # R1 penalty gamma (gamma/2 E_real ||grad D||^2); 0 = off
+    feature_matching: bool = False  # G minimises ||E f(real) - E f(fake)||^2 instead of its adversarial loss
+    minibatch_discrimination: int = 0   # kernels B of Salimans' layer before D's head; 0 = off
+    mbd_dim: int = 5          # kernel size C of minibatch discrimination
+    mbstd: int = 0            # group size of ProGAN's minibatch-stddev feature before D's head; 0 = off
+    vbn: bool = False         # virtual batch norm in G (replaces its BatchNorm layers)
+    historical_averaging: float = 0.0   # weight of ||theta - mean of past theta||^2 for both players; 0 = off
+    instance_noise: float = 0.0         # initial std of Gaussian noise on D's inputs; 0 = off
+    instance_noise_steps: int = 0       # steps over which that std falls linearly to 0; 0 = all of `steps`
+    diff_augment: str = ""    # DiffAugment policy, e.g. "color,translation,cutout" (images only); "" = off
+    pac: int = 1              # PacGAN packing m: D sees m samples at once; 1 = off
 
     def check(self) -> None:
         super().check()
         if self.loss not in L.D_LOSSES:
             raise GanforgeError(f"config key 'loss' must be one of {', '.join(L.D_LOSSES)}; got {self.loss!r}")
-        if self.d_steps < 1:
-            raise GanforgeError(f"config key 'd_steps' must be >= 1; got {self.d_steps}")
+        for key in ("d_steps", "pac", "mbd_dim"):
+            if getattr(self, key) < 1:
+                raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
+        for key in ("clip", "gp_weight", "r1_gamma", "historical_averaging", "instance_noise", "gp_center",
+                    "minibatch_discrimination", "mbstd", "instance_noise_steps", "ema_decay"):
+            if getattr(self, key) < 0:
+                raise GanforgeError(f"config key {key!r} must be >= 0; got {getattr(self, key)}")
+        if not 0 <= self.label_smoothing < 1:
+            raise GanforgeError(f"config key 'label_smoothing' must be in [0, 1); got {self.label_smoothing}")
         if self.label_smoothing and self.loss not in ("ns", "minimax"):
             raise GanforgeError("label_smoothing applies to the ns/minimax (cross-entropy) losses only")
+        if self.clip and self.gp_weight:
+            raise GanforgeError("weight clipping (clip) and a gradient penalty (gp_weight) are two ways to make "
+                                "the critic Lipschitz; use one: clip=0 for WGAN-GP, gp_weight=0 for WGAN")
+        if self.batch_size % self.pac:
+            raise GanforgeError(f"pac={self.pac} packs {self.pac} samples per D input, so batch_size must be a "
+                                f"multiple of it; got batch_size={self.batch_size}")
+        if self.mbstd and (self.batch_size // self.pac) % self.mbstd:
+            raise GanforgeError(f"mbstd={self.mbstd} groups D's inputs, so batch_size / pac = "
+                                f"{self.batch_size // self.pac} must be a multiple of it")
+        parse_policy(self.diff_augment)
+
+
+# -- network options --------------------------------------------------------------------------------------------
+def find_head(D: nn.Module) -> tuple[nn.Module, str, nn.Module]:
+    """(parent, attribute, module) of D's last linear layer, the submodule named `head`."""
+    for name, module in D.named_modules():
+        if name.split(".")[-1] == "head":
+            parent = D.get_submodule(name.rpartition(".")[0]) if "." in name else D
+            return parent, name.split(".")[-1], module
+    raise GanforgeError(f"{type(D).__name__} has no `head` layer (its last linear layer, applied to its "
+                        f"features); feature_matching, mbstd and minibatch_discrimination need one")
+
+
+class MinibatchHead(nn.Module):
+    """D's new last layer: features -> [features, minibatch features] -> logit (Salimans §3.2, ProGAN §3)."""
+
+    def __init__(self, features: int, mbd_kernels: int, mbd_dim: int, mbstd: int):
+        super().__init__()
+        self.mbd = MinibatchDiscrimination(features, mbd_kernels, mbd_dim) if mbd_kernels else None
+        self.mbstd = MinibatchStdDev(group_size=mbstd) if mbstd else None
+        self.linear = nn.Linear(features + mbd_kernels + (1 if mbstd else 0), 1)
+
+    def forward(self, f: Tensor) -> Tensor:
+        f = f.flatten(1)
+        if self.mbd is not None:
+            f = self.mbd(f)
+        if self.mbstd is not None:   # std over the group of each feature, averaged: one extra feature
+            f = self.mbstd(f[:, :, None, None]).flatten(1)
+        return self.linear(f)
+
+
+class RefVBN(VirtualBatchNorm):
+    """VirtualBatchNorm that, while `collecting`, takes its statistics from the batch it sees (the reference)."""
+    collecting = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.set_reference(x) if self.collecting else super().forward(x)
+
+
+class VBNGenerator(nn.Module):
+    """G with its BatchNorm layers turned into VBN; each call first runs the fixed reference z through G
+    (no graph: the statistics are stored detached) so every layer's reference statistics follow G's weights."""
+
+    def __init__(self, G: nn.Module, z_ref: Tensor, labels_ref: Tensor | None):
+        super().__init__()
+        swapped = 0
+        for name, module in list(G.named_modules()):
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                vbn = RefVBN(module.num_features, module.eps)
+                if module.affine:
+                    vbn.weight.data.copy_(module.weight.data)
+                    vbn.bias.data.copy_(module.bias.data)
+                parent, _, attr = name.rpartition(".")
+                setattr(G.get_submodule(parent) if parent else G, attr, vbn)
+                swapped += 1
+        if not swapped:
+            raise GanforgeError(f"vbn replaces G's BatchNorm layers, and this {type(G).__name__} has none; "
+                                f"use vbn with a convolutional G (dcgan, arch=dcgan or resnet)")
+        self.G = G
+        self.register_buffer("z_ref", z_ref)
+        self.register_buffer("labels_ref", labels_ref if labels_ref is not None else torch.zeros(0, dtype=torch.long))
+
+    def _collect(self, on: bool) -> None:
+        for m in self.G.modules():
+            if isinstance(m, RefVBN):
+                m.collecting = on
+
+    def forward(self, z: Tensor, *rest) -> Tensor:
+        with torch.no_grad():
+            self._collect(True)
+            try:
+                self.G(self.z_ref, *((self.labels_ref,) if rest else ()))
+            finally:
+                self._collect(False)
+        return self.G(z, *rest)
+
+
+def _has_batchnorm(net: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def _with_options(build):
+    """Wrap a family's build(): apply the network options to the G and D it returns (once, even when a
+    subclass's build calls its parent's)."""
+    @functools.wraps(build)
+    def wrapped(self):
+        if getattr(self, "_building", False):
+            return build(self)
+        self._building = True
+        try:
+            nets = build(self)
+            if self.cfg.pac > 1:   # D is built again for the packed input: m times the channels / features
+                info, shape = self.info, self.info.shape
+                self.info = dataclasses.replace(info, shape=(shape[0] * self.cfg.pac,) + tuple(shape[1:]))
+                try:
+                    nets["D"] = build(self)["D"]
+                finally:
+                    self.info = info
+        finally:
+            self._building = False
+        return self.apply_options(nets)
+    wrapped._with_options = True
+    return wrapped
 
 
 class AdversarialRecipe(Recipe):
     Config = AdversarialConfig
     conditional = False
 
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_with_options", False):
+            cls.build = _with_options(build)
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self._grad_norms: dict[str, Tensor] = {}   # per player, from its last update (logged next time)
+        self._step = 0                             # the trainer's step, for messages from after_update
+
+    # -- what families override ----------------------------------------------------------------------------
     def discriminate(self, nets: Nets, x: Tensor, labels: Tensor | None) -> Tensor:
         return nets["D"](x)
 
     def g_labels(self, ctx: StepContext) -> Tensor | None:
         return None
 
-    def phases(self, step: int) -> list[Phase]:
-        return [Phase("D", "D", self.d_loss, repeat=self.cfg.d_steps), Phase("G", "G", self.g_loss)]
+    # -- network options -----------------------------------------------------------------------------------
+    def apply_options(self, nets: Nets) -> Nets:
+        c = self.cfg
+        if c.pac > 1 and self.conditional:
+            raise GanforgeError(f"pac packs unconditional samples; {self.name} is conditional. Use pac=1")
+        if c.diff_augment and self.info.kind != "image":
+            raise GanforgeError(f"diff_augment works on images; {self.info.spec!r} holds {self.info.kind}. "
+                                f"Use instance_noise for points")
+        if c.gp_weight and _has_batchnorm(nets["D"]):
+            raise GanforgeError("a gradient penalty needs a critic without BatchNorm (it mixes the examples, so "
+                                "the per-sample gradient is wrong): set d_norm=layer (or none)")
+        if c.minibatch_discrimination or c.mbstd:
+            parent, attr, head = find_head(nets["D"])
+            if not isinstance(head, nn.Linear):
+                raise GanforgeError(f"D's head is a {type(head).__name__}, not a linear layer; mbstd and "
+                                    f"minibatch_discrimination need a linear head")
+            new = MinibatchHead(head.in_features, c.minibatch_discrimination, c.mbd_dim, c.mbstd)
+            if parametrize.is_parametrized(head):   # keep a spectrally normalised head normalised
+                spectral_norm(new.linear)
+            setattr(parent, attr, new)
+        if c.feature_matching:
+            find_head(nets["D"])   # fail now, not at the first G step
+        if c.vbn:
+            n = c.batch_size
+            z_ref = self.noise(n, "cpu")
+            labels_ref = torch.arange(n) % self.info.num_classes if self.conditional else None
+            nets["G"] = VBNGenerator(nets["G"], z_ref, labels_ref)
+        if c.historical_averaging:
+            for p in ("G", "D"):
+                nets[f"{p}_hist"] = HistoricalAverage(nets[p].parameters())
+        return nets
 
+    # -- schedule ------------------------------------------------------------------------------------------
+    def phases(self, step: int) -> list[Phase]:
+        return [Phase("D", "D", self.d_loss, repeat=self.cfg.d_steps, after_update=self._after_update("D")),
+                Phase("G", "G", self.g_loss, after_update=self._after_update("G"))]
+
+    def _after_update(self, player: str):
+        def after(nets: Nets) -> None:
+            with torch.no_grad():
+                params = list(nets[player].parameters())
+                grads = [p.grad for p in params if p.grad is not None]
+                if grads:
+                    self._grad_norms[player] = torch.linalg.vector_norm(
+                        torch.stack([g.float().norm() for g in grads]))
+                    # an infinite gradient can leave finite losses but NaN weights; stop before the trainer
+                    # checkpoints them, so the last checkpoint on disk stays a good one
+                    weight_norm = torch.linalg.vector_norm(torch.stack([p.float().norm() for p in params]))
+                    if not torch.isfinite(self._grad_norms[player] + weight_norm):
+                        raise GanforgeError(
+                            f"training diverged at step {self._step}: {player}'s gradients or weights became NaN "
+                            f"or infinite. The last checkpoint written before this step is good; lower the "
+                            f"learning rates (g_lr/d_lr) or try loss=hinge / gp_weight / r1_gamma")
+                if player == "D" and self.cfg.clip:   # WGAN: keep the critic in a compact set (Lipschitz)
+                    for p in nets["D"].parameters():
+                        p.clamp_(-self.cfg.clip, self.cfg.clip)
+            if self.cfg.historical_averaging:
+                nets[f"{player}_hist"].update(list(nets[player].parameters()))
+        return after
+
+    # -- what D sees ---------------------------------------------------------------------------------------
+    def noise_std(self, step: int) -> float:
+        c = self.cfg
+        horizon = c.instance_noise_steps or c.steps
+        return c.instance_noise * max(0.0, 1.0 - step / horizon)
+
+    def d_view(self, x: Tensor, step: int) -> Tensor:
+        """The transform every D input goes through, real and fake alike: T, noise, then packing."""
+        c = self.cfg
+        if c.diff_augment:
+            x = diff_augment(x, c.diff_augment)
+        if c.instance_noise:
+            x = instance_noise(x, self.noise_std(step))
+        if c.pac > 1:   # sample i of pack j is row i * (N / m) + j: m independent draws of one kind
+            n = x.shape[0] // c.pac
+            x = torch.cat(x.split(n), dim=1)
+        return x
+
+    def _health(self, logs: dict[str, Tensor], player: str) -> dict[str, Tensor]:
+        if player in self._grad_norms:
+            logs["grad_norm"] = self._grad_norms[player]
+        return logs
+
+    # -- losses --------------------------------------------------------------------------------------------
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        c, self._step = self.cfg, ctx.step
         real, labels = ctx.real, (ctx.labels if self.conditional else None)
         with torch.no_grad():   # the D step must not build a graph into G
             fake = self.generate(nets["G"], self.noise(real.shape[0], ctx.device), labels)
-        real_logits = self.discriminate(nets, real, labels)
-        fake_logits = self.discriminate(nets, fake, labels)
-        if self.cfg.loss in ("ns", "minimax"):
-            loss = L.ns_d(real_logits=real_logits, fake_logits=fake_logits, smoothing=self.cfg.label_smoothing)
+        real_in, fake_in = self.d_view(real, ctx.step), self.d_view(fake, ctx.step)
+        if c.r1_gamma:
+            # fp32 for the double backward (see regularizers.r1_penalty); grad wrt the input D actually sees
+            real_in = real_in.detach().float().requires_grad_(True)
+            with torch.autocast(ctx.device.type, enabled=False):
+                real_logits = self.discriminate(nets, real_in, labels)
         else:
-            loss = L.D_LOSSES[self.cfg.loss](real_logits=real_logits, fake_logits=fake_logits)
-        logs = {"loss": loss,
-                "acc_real": (real_logits > 0).float().mean(),   # health: D's accuracy on each side
-                "acc_fake": (fake_logits < 0).float().mean()}
-        if self.cfg.loss in ("ns", "minimax"):
-            logs["V"] = L.value(real_logits=real_logits.float(), fake_logits=fake_logits.float())
-            logs["D_real"] = torch.sigmoid(real_logits.float()).mean()
-            logs["D_fake"] = torch.sigmoid(fake_logits.float()).mean()
-        return logs
+            real_logits = self.discriminate(nets, real_in, labels)
+        fake_logits = self.discriminate(nets, fake_in, labels)
+        if c.loss in ("ns", "minimax"):
+            loss = L.ns_d(real_logits=real_logits, fake_logits=fake_logits, smoothing=c.label_smoothing)
+        else:
+            loss = L.D_LOSSES[c.loss](real_logits=real_logits, fake_logits=fake_logits)
+        threshold = 0.5 if c.loss == "lsgan" else 0.0   # LSGAN's targets are 0 and 1, the others' signs
+        logs = {"acc_real": (real_logits.detach() > threshold).float().mean(),   # health: D's accuracy
+                "acc_fake": (fake_logits.detach() < threshold).float().mean()}
+        if c.loss in ("ns", "minimax"):
+            logs["V"] = L.value(real_logits=real_logits.detach().float(), fake_logits=fake_logits.detach().float())
+            logs["D_real"] = torch.sigmoid(real_logits.detach().float()).mean()
+            logs["D_fake"] = torch.sigmoid(fake_logits.detach().float()).mean()
+        if c.loss == "wasserstein":   # the critic's estimate of W_1(p_data, p_g) (Arjovsky eq. 3)
+            logs["W"] = (real_logits.detach().float().mean() - fake_logits.detach().float().mean())
+        if c.gp_weight:
+            gp = gradient_penalty(lambda x: self.discriminate(nets, x, labels), real_in, fake_in,
+                                  center=c.gp_center, one_sided=c.gp_one_sided)
+            loss = loss + c.gp_weight * gp
+            logs["gp"] = gp.detach()
+        if c.r1_gamma:
+            r1 = r1_penalty(real_logits, real_in)
+            loss = loss + 0.5 * c.r1_gamma * r1
+            logs["r1"] = r1.detach()
+        if c.historical_averaging:
+            ha = nets["D_hist"](list(nets["D"].parameters()))
+            loss = loss + c.historical_averaging * ha
+            logs["hist"] = ha.detach()
+        logs["loss"] = loss
+        return self._health(logs, "D")
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        c, self._step = self.cfg, ctx.step
         labels = self.g_labels(ctx)
         fake = self.generate(nets["G"], self.noise(ctx.batch_size, ctx.device), labels)
-        fake_logits = self.discriminate(nets, fake, labels)
-        return {"loss": L.G_LOSSES[self.cfg.loss](fake_logits=fake_logits)}
+        if c.feature_matching:
+            # Salimans §3.1: match the mean of D's features (the input of its head) on real and fake data
+            real_labels = ctx.labels if self.conditional else None
+            with torch.no_grad(), capture_features(nets["D"]) as f_real:
+                self.discriminate(nets, self.d_view(ctx.real, ctx.step), real_labels)
+            with capture_features(nets["D"]) as f_fake:
+                fake_logits = self.discriminate(nets, self.d_view(fake, ctx.step), labels)
+            fm = (f_real[0].float().flatten(1).mean(0) - f_fake[0].float().flatten(1).mean(0)).pow(2).sum()
+            logs = {"loss": fm, "fm": fm.detach(), "adv": L.G_LOSSES[c.loss](fake_logits=fake_logits.detach())}
+        else:
+            fake_logits = self.discriminate(nets, self.d_view(fake, ctx.step), labels)
+            logs = {"loss": L.G_LOSSES[c.loss](fake_logits=fake_logits)}
+        if c.historical_averaging:
+            ha = nets["G_hist"](list(nets["G"].parameters()))
+            logs["loss"] = logs["loss"] + c.historical_averaging * ha
+            logs["hist"] = ha.detach()
+        return self._health(logs, "G")
+
+
+@contextlib.contextmanager
+def capture_features(D: nn.Module):
+    """Collect the input of D's head (its features) during the calls made inside the block."""
+    _, _, head = find_head(D)
+    store: list[Tensor] = []
+    handle = head.register_forward_pre_hook(lambda module, args: store.append(args[0]))
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+# -- the networks of the stable-training families (wgan, wgan_gp, sngan, lsgan) ----------------------------------
+@dataclass
+class BackboneConfig(AdversarialConfig):
+    data: str = "digits"
+    resolution: int = 16
+    arch: str = "dcgan"         # images: dcgan | resnet (SNGAN's) | mlp; points and tables always use the MLP
+    g_width: int = 64           # dcgan: G's channels at the last hidden stage; resnet: channels of every block
+    d_width: int = 64           # dcgan: D's channels at the first stage; resnet: channels of every block
+    d_norm: str = "batch"       # batch | layer | instance (dcgan only) | none: normalization inside D
+    d_spectral: bool = False    # spectral normalization of every D layer (Miyato 2018)
+    hidden: int = 128           # MLP width
+    depth: int = 3              # MLP hidden layers
+
+    def check(self) -> None:
+        super().check()
+        if self.arch not in ("dcgan", "resnet", "mlp"):
+            raise GanforgeError(f"config key 'arch' must be dcgan, resnet or mlp; got {self.arch!r}")
+        norms = ("batch", "layer", "instance", "none") if self.arch == "dcgan" else ("batch", "layer", "none")
+        if self.d_norm not in norms:
+            raise GanforgeError(f"config key 'd_norm' must be one of {', '.join(norms)} for arch={self.arch}; "
+                                f"got {self.d_norm!r}")
+
+
+class BackboneRecipe(AdversarialRecipe):
+    """MLP nets for points/tables; DCGAN or SNGAN-ResNet nets for images (`arch`)."""
+    Config = BackboneConfig
+
+    def build(self) -> Nets:
+        from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, check_resolution
+        from ..models.mlp import MLPDiscriminator, MLPGenerator
+        from ..models.resnet import ResNetDiscriminator, ResNetGenerator
+
+        c, info = self.cfg, self.info
+        arch = c.arch if info.kind == "image" else "mlp"
+        if arch != "mlp":
+            try:
+                check_resolution(info.shape[-1])
+            except ValueError as e:
+                raise GanforgeError(f"{e}: set resolution=16 (or another power of two)") from None
+        ch = info.shape[0]
+        if arch == "resnet":
+            G = ResNetGenerator(c.z_dim, info.shape[-1], ch, c.g_width)
+            D = ResNetDiscriminator(info.shape[-1], ch, c.d_width, spectral=c.d_spectral, norm=c.d_norm)
+            return nn.ModuleDict({"G": G, "D": D})
+        if arch == "dcgan":
+            G = DCGANGenerator(c.z_dim, info.shape[-1], ch, c.g_width)
+            D = DCGANDiscriminator(info.shape[-1], ch, c.d_width, norm=c.d_norm)
+        else:
+            G = MLPGenerator(c.z_dim, info.shape, c.hidden, c.depth, tanh=info.kind == "image")
+            D = MLPDiscriminator(info.shape, c.hidden, c.depth)
+        if c.d_spectral:
+            for m in list(D.modules()):
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    spectral_norm(m)
+        return nn.ModuleDict({"G": G, "D": D})
