@@ -102,7 +102,7 @@ def _to_tensor(im, resolution: int, channels: int):
     """PIL image -> uint8 1 x C x res x res, resized whole (aspect not kept, as pix2pix's loader does)."""
     from PIL import Image
     im = im.convert("RGB" if channels == 3 else "L").resize((resolution, resolution), Image.BICUBIC)
-    a = np.asarray(im)
+    a = np.array(im)   # a writable copy: torch refuses to wrap PIL's read-only buffer silently
     return torch.from_numpy(np.ascontiguousarray(a[None] if a.ndim == 2 else a.transpose(2, 0, 1)))[None]
 
 

@@ -76,6 +76,7 @@ class CycleGAN(TranslationRecipe):
     Config = CycleGANConfig
     players = {"G": ("G_ab", "G_ba"), "D": ("D_a", "D_b")}
     ema = "G_ab"      # the net sample grids and ganforge.load use (EMA'd when ema_decay > 0)
+    smoke = {"resolution": 8, "g_width": 4, "g_blocks": 1, "d_width": 4}
     presets = {
         "circles2squares": {"data": "shapeswap:circles2squares", "resolution": 32, "batch_size": 4,
                             "g_width": 16, "g_blocks": 3, "d_width": 32, "steps": 1500, "sample_every": 250},
@@ -135,6 +136,11 @@ class CycleGAN(TranslationRecipe):
         return {"loss": loss, **logs}
 
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        if "fake_b" not in ctx.shared:   # a D phase run on its own: make this batch's fakes here
+            ctx.shared["batch"] = ctx.batch
+            with torch.no_grad():
+                ctx.shared["fake_b"] = nets["G_ab"](ctx.batch["cond"])
+                ctx.shared["fake_a"] = nets["G_ba"](ctx.batch["real"])
         batch = ctx.shared["batch"]
         # history: D_b sees a mix of this step's and older G_ab outputs (no graph into G: pools detach)
         fake_b, fake_a = self.pools["b"](ctx.shared["fake_b"]), self.pools["a"](ctx.shared["fake_a"])

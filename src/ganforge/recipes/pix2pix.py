@@ -160,6 +160,7 @@ class Pix2Pix(TranslationRecipe):
     name = "pix2pix"
     Config = Pix2PixConfig
     ema = "G"
+    smoke = {"resolution": 8, "g_width": 4, "d_width": 4}
     presets = {
         "edges2photo": {"data": "photos:edges2photo", "resolution": 32, "batch_size": 16, "g_width": 32,
                         "d_width": 32, "steps": 1500, "sample_every": 250},

@@ -81,6 +81,7 @@ class SRGAN(TranslationRecipe):
     name = "srgan"
     Config = SRGANConfig
     ema = "G"
+    smoke = {"resolution": 8, "g_width": 4, "g_blocks": 1, "d_width": 4, "pretrain_steps": 2}
     presets = {
         # CPU-sized: HR crops 32 px (LR 8 px), half-width G
         "sr4": {"data": "photos:sr4", "resolution": 32, "g_width": 32, "g_blocks": 8, "d_width": 32,

@@ -1,0 +1,202 @@
+"""pix2pix: trains from the CLI on an official A|B folder and on the offline tasks, exact resume, the loss
+(cGAN + lambda L1, D halved) in closed form, every option, and `ganforge translate`."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge
+from ganforge import losses as L
+from ganforge.api import load_data, make_config
+from ganforge.cli import main
+from ganforge.errors import GanforgeError
+from ganforge.models.image2image import patch_receptive_field
+from ganforge.recipes.base import StepContext
+from ganforge.training import checkpoint
+
+TINY = {"steps": 4, "batch_size": 2, "sample_every": 2, "checkpoint_every": 2, "log_every": 1, "num_samples": 4,
+        "g_width": 4, "d_width": 4}
+
+
+def recipe_for(**overrides):
+    cls, cfg = make_config("pix2pix", overrides={**TINY, "resolution": 16, **overrides})
+    data, info = load_data(cfg)
+    return cls(cfg, info), data
+
+
+def ctx_for(data, n=2):
+    ctx = StepContext(0, lambda: data.batch(torch.arange(n)), torch.device("cpu"), n)
+    ctx.shared = {}
+    return ctx
+
+
+def paired_folder(root, n=4, size=16):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(np.concatenate([a, 255 - a], 1)).save(root / split / f"{i}.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A pix2pix run trained from the CLI on a folder in pix2pix's official layout."""
+    tmp = tmp_path_factory.mktemp("p2p")
+    data = paired_folder(tmp / "facades")
+    out = tmp / "run"
+    rc = main(["train", "pix2pix", "--data", f"paired:{data}", "--steps", "2", "--out", str(out), "--quiet",
+               "resolution=16", "batch_size=2", "g_width=4", "d_width=4", "sample_every=2", "direction=BtoA"])
+    assert rc == 0
+    return out
+
+
+def test_trains_from_the_cli_on_an_official_paired_folder(run):
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["config"]["direction"] == "BtoA" and cfg["data_info"]["shape"] == [3, 16, 16]
+    assert (checkpoint.latest(run) / "weights.safetensors").is_file()
+    assert (run / "plots" / "translations-step-000002.png").is_file()   # input | output | target rows
+    assert Image.open(run / "samples" / "step-000002.png").size[0] > 16
+
+
+@pytest.mark.parametrize("preset", ["edges2photo", "gray2color"])
+def test_trains_from_the_cli_on_the_offline_tasks(tmp_path, preset):
+    rc = main(["train", "pix2pix", "--preset", preset, "--steps", "2", "--out", str(tmp_path / "r"), "--quiet",
+               "resolution=8", "batch_size=2", "g_width=4", "d_width=4"])
+    assert rc == 0
+    sample = ganforge.load(tmp_path / "r").sample(3)
+    assert sample.shape == (3, 3, 8, 8) and sample.abs().max() <= 1
+
+
+def test_resume_is_bit_identical(tmp_path):
+    # samples at step 3 only in the straight run, at 2 and 3 in the split one: drawing sample grids (with
+    # test-time dropout) must not move the training RNG
+    kw = {**TINY, "resolution": 8, "sample_every": 3}
+    ganforge.train("pix2pix", out=tmp_path / "a", progress=False, **kw)
+    ganforge.train("pix2pix", out=tmp_path / "b", progress=False, stop_at=2, **kw)
+    ganforge.resume(tmp_path / "b", progress=False)
+    a, b = (checkpoint.read(checkpoint.latest(tmp_path / r), with_state=False)[0] for r in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("loss", ["ns", "lsgan", "hinge"])
+def test_losses_are_cgan_plus_weighted_l1_with_d_halved(loss):
+    recipe, data = recipe_for(loss=loss, lambda_l1=7.0, gan_weight=0.3, dropout=0.0)
+    nets = recipe.build()
+    nets.eval()   # BatchNorm on running statistics: every forward of the same input agrees
+    ctx = ctx_for(data)
+    x, y = data.batch(torch.arange(2))["cond"], data.batch(torch.arange(2))["real"]
+    fake = nets["G"](x)
+    real_logits, fake_logits = nets["D"](torch.cat([x, y], 1)), nets["D"](torch.cat([x, fake], 1))
+    d = recipe.d_loss(nets, ctx)["loss"]
+    assert torch.allclose(d, 0.5 * L.D_LOSSES[loss](real_logits=real_logits, fake_logits=fake_logits))
+    g = recipe.g_loss(nets, ctx)
+    want = 7.0 * (fake - y).abs().mean() + 0.3 * L.G_LOSSES[loss](fake_logits=fake_logits)
+    assert torch.allclose(g["loss"], want)
+    assert torch.allclose(g["l1"], (fake - y).abs().mean())
+
+
+def test_the_ablations_l1_alone_trains_no_d_and_cgan_alone_has_no_l1():
+    recipe, data = recipe_for(gan_weight=0.0)
+    assert [p.name for p in recipe.phases(0)] == ["G"]
+    nets = recipe.build()
+    out = recipe.g_loss(nets, ctx_for(data))
+    assert "adv" not in out and torch.allclose(out["loss"], 100.0 * out["l1"])
+    recipe, data = recipe_for(lambda_l1=0.0)
+    assert [p.name for p in recipe.phases(0)] == ["D", "G"]
+    out = recipe.g_loss(recipe.build(), ctx_for(data))
+    assert torch.allclose(out["loss"], out["adv"])
+    with pytest.raises(GanforgeError, match="without a loss"):
+        recipe_for(lambda_l1=0.0, gan_weight=0.0)
+
+
+def test_d_sees_the_concatenated_pair_with_a_scaled_patch():
+    recipe, _ = recipe_for(data="photos:gray2color", resolution=32)
+    nets = recipe.build()
+    first = nets["D"].net[0]
+    assert first.in_channels == 1 + 3 and first.out_channels == 4                  # concat(x, y); d_width
+    assert nets["D"].receptive_field == patch_receptive_field(1) == 16             # 70x70 scaled to 32 px
+    assert nets["G"].downs[0][0].in_channels == 1 and nets["G"].downs[0][0].out_channels == 4   # g_width
+    recipe, _ = recipe_for(data="photos:gray2color", resolution=32, d_layers=2, d_width=8)
+    assert recipe.build()["D"].receptive_field == 34 and recipe.build()["D"].net[0].out_channels == 8
+    with pytest.raises(GanforgeError, match="too deep"):
+        recipe_for(d_layers=3)[0].build()
+
+
+def test_direction_swaps_input_and_target():
+    recipe, data = recipe_for(data="photos:gray2color", direction="BtoA")
+    G = recipe.build()["G"]
+    assert G.downs[0][0].in_channels == 3 and G.ups[-1][0].out_channels == 1       # colour -> grey
+    assert recipe.noise(2, "cpu").shape == (2, 3, 16, 16)
+    x, y = recipe.split(data.batch(torch.arange(2)), "BtoA")
+    assert x.shape[1] == 3 and y.shape[1] == 1
+
+
+def test_dropout_is_g_noise_at_test_time_and_norm_option():
+    recipe, _ = recipe_for()
+    G = recipe.build()["G"].eval()
+    x = recipe.noise(2, "cpu")
+    assert not torch.equal(G(x), G(x))                                 # dropout stays on after eval()
+    assert torch.equal(recipe.generate(G, x), recipe.generate(G, x))   # sample grids use a fixed seed
+    recipe, _ = recipe_for(dropout=0.0, norm="instance")
+    nets = recipe.build().eval()
+    assert torch.equal(nets["G"](x), nets["G"](x))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in nets.modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in nets["D"].modules())
+
+
+def test_wrong_data_is_a_clear_error():
+    with pytest.raises(GanforgeError, match="needs paired images"):
+        recipe_for(data="digits")[0].build()
+    with pytest.raises(GanforgeError, match="srgan"):
+        recipe_for(data="photos:sr4")[0].build()
+    with pytest.raises(GanforgeError, match="power-of-two"):
+        recipe_for(resolution=12, data="photos:gray2color")[0].build()
+    with pytest.raises(GanforgeError, match="direction"):
+        recipe_for(direction="AtoC")
+
+
+# ------------------------------------------------------------------------------------------- translate
+
+def test_translate_files_and_folders(run, tmp_path):
+    folder = tmp_path / "in" / "sub"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(folder / f"{i}.jpg")
+    assert main(["translate", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "sub").iterdir()) == ["0.png", "1.png"]
+    assert main(["translate", str(run), str(folder / "1.jpg"), "--out", str(tmp_path / "one")]) == 0
+    one = np.asarray(Image.open(tmp_path / "one" / "1.png"))
+    assert one.shape == (16, 16, 3)
+    # the same seed gives the same output (pix2pix's dropout noise), another seed another one
+    main(["translate", str(run), str(folder / "1.jpg"), "--out", str(tmp_path / "two")])
+    main(["translate", str(run), str(folder / "1.jpg"), "--out", str(tmp_path / "three"), "--seed", "5"])
+    assert np.array_equal(one, np.asarray(Image.open(tmp_path / "two" / "1.png")))
+    assert not np.array_equal(one, np.asarray(Image.open(tmp_path / "three" / "1.png")))
+
+
+def test_translate_wrong_sizes_fail_before_writing_unless_resized(run, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(folder / "b.png")
+    assert main(["translate", str(run), str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "b.png: this pix2pix model takes 16x16 inputs" in err and "--resize" in err
+    assert not (tmp_path / "out").exists()          # checked before anything was written
+    assert main(["translate", str(run), str(folder), "--out", str(tmp_path / "out"), "--resize"]) == 0
+    assert Image.open(tmp_path / "out" / "b.png").size == (16, 16)
+
+
+def test_translate_errors(run, tmp_path, capsys):
+    assert main(["translate", str(run), str(tmp_path / "missing.png"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    assert main(["translate", str(run), str(tmp_path / "a.png"), "--out", str(tmp_path), "--direction",
+                 "AtoB"]) == 2
+    assert "trained BtoA" in capsys.readouterr().err
+    assert main(["translate", str(tmp_path), str(tmp_path / "a.png"), "--out", str(tmp_path)]) == 2
+    assert "not a ganforge run" in capsys.readouterr().err
