@@ -127,7 +127,7 @@ def test_bad_config_names_the_key(bad, words):
 
 def test_trains_from_the_cli_and_walks_in_z(tmp_path, capsys):
     run = tmp_path / "cli"
-    args = ["train", "progan", "--steps", "2", "--out", str(run), "--quiet", "resolution=16", "g_width=8",
+    args = ["train", "progan", "--data", "digits", "--steps", "2", "--out", str(run), "--quiet", "resolution=16", "g_width=8",
             "d_width=8", "max_width=16", "z_dim=16", "batch_size=8", "images_per_phase=8"]
     assert main(args) == 0
     assert main(["interpolate", str(run), "--out", str(tmp_path / "walk.gif"), "-n", "2", "--points", "2",

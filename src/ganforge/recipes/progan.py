@@ -32,8 +32,8 @@ from .dcgan import image_nets_check
 
 @dataclass
 class ProGANConfig(RecipeConfig):
-    data: str = "digits"
-    resolution: int = 32
+    data: str = "shapes"             # shapes: 32 px; shapes:64; `--preset digits` for digits at 32 px
+    resolution: int = 0              # 0 = the data's own (shapes:64 -> 64); digits are 8 px, so set 32
     z_dim: int = 128                 # latent size (paper: 512)
     g_width: int = 32                # channels at full resolution, doubling per halving (paper: 16 at 1024)
     d_width: int = 32
@@ -95,11 +95,11 @@ class GrowingGenerator(nn.Module):
 class ProGAN(Recipe):
     name = "progan"
     Config = ProGANConfig
-    smoke = {"resolution": 8, "g_width": 8, "d_width": 8, "max_width": 16, "z_dim": 16, "images_per_phase": 8}
+    smoke = {"data": "digits", "resolution": 8, "g_width": 8, "d_width": 8, "max_width": 16, "z_dim": 16, "images_per_phase": 8}
     presets = {
-        "digits": {},
-        "shapes": {"data": "shapes:32", "steps": 4000},
-        "shapes64": {"data": "shapes:64", "resolution": 64, "steps": 6000},
+        "shapes": {},
+        "shapes64": {"data": "shapes:64", "steps": 6000},
+        "digits": {"data": "digits", "resolution": 32},
         # the paper's schedule (800k images per phase) on a folder of images at 256 px
         "folder256": {"data": "folder:images", "resolution": 256, "z_dim": 512, "g_width": 16, "d_width": 16,
                       "max_width": 512, "images_per_phase": 800_000, "batch_size": 16, "steps": 400_000},

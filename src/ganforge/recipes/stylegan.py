@@ -34,8 +34,8 @@ from .dcgan import image_nets_check
 
 @dataclass
 class StyleGANConfig(RecipeConfig):
-    data: str = "shapes"
-    resolution: int = 32
+    data: str = "shapes"             # shapes: 32 px; shapes:64; `--preset digits` for digits at 32 px
+    resolution: int = 0              # 0 = the data's own (shapes:64 -> 64); digits are 8 px, so set 32
     mode: str = "adain"              # adain (StyleGAN) | modulated (StyleGAN2 modulated/demodulated convs)
     z_dim: int = 128                 # latent size (paper: 512)
     w_dim: int = 128                 # intermediate latent size (paper: 512)
@@ -92,8 +92,8 @@ class StyleGAN(Recipe):
     sample_kwargs = ("truncation",)     # extra keyword arguments generate() accepts (`sample --truncation`)
     presets = {
         "shapes": {},
-        "shapes64": {"data": "shapes:64", "resolution": 64, "steps": 6000},
-        "digits": {"data": "digits"},
+        "shapes64": {"data": "shapes:64", "steps": 6000},
+        "digits": {"data": "digits", "resolution": 32},
         "stylegan2-shapes": {"mode": "modulated", "pl_weight": 2.0},
         "folder256": {"data": "folder:images", "resolution": 256, "z_dim": 512, "w_dim": 512, "g_width": 32,
                       "d_width": 32, "max_width": 512, "r1_gamma": 10.0, "batch_size": 16, "steps": 200_000},
