@@ -1,0 +1,172 @@
+"""`dann` - domain-adversarial training (Ganin & Lempitsky 2015, arXiv:1409.7495).
+
+A feature extractor F feeds a label classifier C (trained on the labelled source domain) and a domain
+classifier Dom (source vs target) placed behind a gradient reversal layer R_lambda: identity forward,
+-lambda * gradient backward (eq. 18, nn/layers.grad_reverse). One joint phase minimizes
+
+  E = L_y(C(F(x_s)), y_s) + L_d(Dom(R_lambda(F(x))), d)        over F, C and Dom together,
+
+so Dom descends L_d while F ascends it (the saddle point of eq. 10): features that predict the label but
+not the domain. lambda follows the paper's schedule lambda_p = 2 / (1 + exp(-gamma p)) - 1 with gamma = 10
+and p = step / steps the training progress (§5.2.2), scaled by `domain_weight`.
+
+Data: `data` is the TARGET domain, whose labels are never read in training (only for the reported accuracy
+on its test split); `source` is the labelled SOURCE domain (any labelled image spec, brought to the
+target's resolution and channels). Offline task: fonts (rendered digits) -> digits (handwritten).
+`adapt=false` trains F and C on the source alone: the source-only baseline.
+DANN generates nothing: its sample grids show source images; the target and source test accuracies are
+appended to plots/accuracy.jsonl at every sample step.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import GanforgeError
+from ..nn.layers import grad_reverse
+from ..registry import RECIPES
+from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+
+
+@dataclass
+class DANNConfig(RecipeConfig):
+    data: str = "digits"          # target domain (unlabelled in training)
+    source: str = "fonts"         # labelled source domain
+    adapt: bool = True            # false: source-only baseline (no domain classifier loss)
+    domain_weight: float = 1.0    # lambda_max: lambda = domain_weight * lambda_p
+    gamma: float = 10.0           # steepness of lambda_p = 2 / (1 + exp(-gamma p)) - 1
+    width: int = 32               # F's first conv channels (then 2x, 2x)
+    hidden: int = 100             # hidden units of C and Dom (the paper's MNIST nets: 100)
+    d_lr: float = 1e-3            # the single joint player "all" uses d_lr
+    batch_size: int = 64          # per domain
+    steps: int = 2000
+
+    def check(self) -> None:
+        super().check()
+        if self.domain_weight < 0 or self.gamma <= 0:
+            raise GanforgeError("config keys 'domain_weight' must be >= 0 and 'gamma' > 0")
+
+
+def lambda_schedule(p: float, gamma: float = 10.0) -> float:
+    """lambda_p = 2 / (1 + exp(-gamma p)) - 1: 0 at p = 0, -> 1 as p -> 1 (Ganin §5.2.2)."""
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+class FeatureExtractor(nn.Module):
+    """Conv w-2w-4w (two 2x2 pools) -> adaptive 2x2 pool -> 4w*4 features (any resolution >= 4)."""
+
+    def __init__(self, channels: int, width: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.dim = 16 * width
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(True), nn.Linear(hidden, d_out))
+
+
+@RECIPES.register("dann")
+class DANN(Recipe):
+    name = "dann"
+    Config = DANNConfig
+    players = {"all": ("F", "C", "Dom")}
+    ema = "F"          # what the trainer's sampler hands to generate(); DANN's generate ignores it
+    generates = False  # a classifier: ganforge.load(...).sample() has nothing to draw
+    presets = {"fonts2digits": {}, "fonts2digits-source-only": {"adapt": False}}
+    smoke = {"source": "fonts:20", "width": 4, "hidden": 8}
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self._source = None
+
+    @property
+    def source(self):
+        if self._source is None:
+            from ..data.specs_fonts import Domain
+            self._source = Domain(self.cfg.source, self.info.shape)
+            if self._source.y is None or self._source.info.num_classes < 2:
+                raise GanforgeError(f"dann's source domain {self.cfg.source!r} has no labels; give a labelled "
+                                    f"spec (fonts, digits, mnist:DIR, folder:PATH with one sub-folder per class)")
+        return self._source
+
+    def build(self) -> nn.ModuleDict:
+        if self.info.kind != "image":
+            raise GanforgeError(f"dann works on images; {self.info.spec!r} holds {self.info.kind}")
+        k = self.source.info.num_classes
+        F_ = FeatureExtractor(self.info.shape[0], self.cfg.width)
+        return nn.ModuleDict({"F": F_, "C": _mlp(F_.dim, self.cfg.hidden, k), "Dom": _mlp(F_.dim, self.cfg.hidden, 1)})
+
+    def lambd(self, step: int) -> float:
+        return self.cfg.domain_weight * lambda_schedule(step / self.cfg.steps, self.cfg.gamma)
+
+    def phases(self, step: int) -> list[Phase]:
+        return [Phase("all", "all", self.loss)]
+
+    def loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        xs, ys = self.source.draw(ctx.batch_size, ctx.device)        # global RNG: restored on resume
+        fs = nets["F"](xs)
+        logits = nets["C"](fs)
+        label_loss = F.cross_entropy(logits, ys)
+        logs = {"label": label_loss.detach(), "source_acc": (logits.argmax(1) == ys).float().mean()}
+        if not self.cfg.adapt:
+            return {"loss": label_loss, **logs}
+        ft = nets["F"](ctx.real)                                     # target images; their labels are never read
+        lam = self.lambd(ctx.step)
+        d_logits = nets["Dom"](grad_reverse(torch.cat([fs, ft]), lam)).squeeze(1)
+        d_target = torch.cat([torch.ones(len(fs)), torch.zeros(len(ft))]).to(d_logits)   # 1 = source
+        domain_loss = F.binary_cross_entropy_with_logits(d_logits, d_target)
+        return {"loss": label_loss + domain_loss, "domain": domain_loss.detach(),
+                "domain_acc": ((d_logits > 0).float() == d_target).float().mean(),
+                "lambda": torch.tensor(lam), **logs}
+
+    # DANN generates nothing; the trainer's sample grids show source images
+    def noise(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
+        return self.source.draw(n, device, generator)[0]
+
+    def generate(self, G, z, labels=None):
+        if z.dim() != 4:
+            raise GanforgeError("dann is a classifier, not a generator: it has nothing to sample")
+        return z
+
+    @torch.no_grad()
+    def accuracy(self, nets: Nets, images: Tensor, labels: Tensor) -> float:
+        F_, C = nets["F"], nets["C"]
+        was = F_.training, C.training
+        F_.eval(), C.eval()
+        device = next(F_.parameters()).device
+        pred = torch.cat([C(F_(images[i:i + 512].to(device))).argmax(1).cpu() for i in range(0, len(images), 512)])
+        F_.train(was[0]), C.train(was[1])
+        return (pred == labels).double().mean().item()
+
+    def test_accuracy(self, nets: Nets) -> dict[str, float]:
+        """Accuracy of C(F(.)) on the test splits of the target (`data`) and the source."""
+        from ..data import resolve
+        from ..data.specs_fonts import Domain
+        c = self.cfg
+        target, _ = resolve(c.data, split="test", resolution=self.info.shape[-1], channels=self.info.shape[0])
+        source = Domain(c.source, self.info.shape, split="test")
+        out = {"source": self.accuracy(nets, source.images(), source.y)}
+        if target.y is not None:
+            out["target"] = self.accuracy(nets, target.batch(torch.arange(len(target)))["real"], target.y)
+        return out
+
+    def visualize(self, nets: Nets, out_dir, step: int) -> None:
+        row = {"step": step, **{f"{k}_accuracy": round(v, 6) for k, v in self.test_accuracy(nets).items()},
+               "adapt": self.cfg.adapt}
+        path = Path(out_dir) / "accuracy.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(json.dumps(row) + "\n")

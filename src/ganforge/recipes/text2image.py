@@ -1,0 +1,236 @@
+"""`text2image` - generative adversarial text to image synthesis (Reed et al. 2016, arXiv:1605.05396).
+
+A text encoder phi maps a caption t to phi(t); G(z, phi(t)) concatenates z with a projection of phi(t)
+(FC + LeakyReLU) and runs the DCGAN generator; D runs the DCGAN discriminator to 4x4, concatenates the
+projected phi(t) replicated spatially, and scores the pair with a 1x1 conv + linear head.
+
+- GAN-CLS (matching-aware D, Reed Alg. 1): with s_r = D(x, t), s_w = D(x, t_wrong), s_f = D(G(z, t), t),
+  D maximizes L_D = log s_r + (log(1 - s_w) + log(1 - s_f)) / 2   (`matching=true`, `matching_aware_d`).
+  Without it D sees only (real, right text) vs (fake, right text): a plain conditional GAN.
+- GAN-INT (Reed §4.3): G also gets interpolated embeddings beta phi(t1) + (1 - beta) phi(t2) (beta = 0.5),
+  adding E log(1 - D(G(z, t_int), t_int)) to its objective (`interpolate=true`). D is never trained on them.
+
+Here the encoder is built in and trained end to end (token embedding + GRU, or a bag of embeddings), one
+inside G and one inside D, so a saved generator carries its own encoder; interpolation happens in each
+net's own embedding space. Captions come from `shapes:captions` (data/specs_text.py), wrong texts are the
+batch's captions shifted by one, and `generate(G, z, labels)` takes token ids (see `encode_text`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import GanforgeError
+from .. import losses as L
+from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init
+from ..registry import RECIPES
+from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+from .dcgan import image_nets_check
+
+SAMPLE_CAPTIONS = (
+    "a large red circle in the center on a blue background",
+    "a small yellow square at the top left on a black background",
+    "a large green triangle in the bottom right on a white background",
+    "a small white circle at the bottom left on a purple background",
+    "a large orange square in the center on a green background",
+    "a small blue triangle at the top right on a yellow background",
+    "a large black circle at the top left on an orange background",
+    "a small purple square at the bottom right on a red background",
+)
+
+
+@dataclass
+class Text2ImageConfig(RecipeConfig):
+    data: str = "shapes:captions"
+    resolution: int = 32
+    text_encoder: str = "gru"     # gru (word order matters: "red on blue" != "blue on red") | bag (mean of words)
+    embed_dim: int = 64           # token embedding size
+    text_dim: int = 128           # sentence embedding phi(t)
+    proj_dim: int = 64            # phi(t) projected before concatenation (Reed: 128)
+    matching: bool = True         # GAN-CLS: D also learns real image + wrong text = fake
+    interpolate: bool = True      # GAN-INT: G also trained on interpolated text embeddings
+    beta: float = 0.5             # interpolation weight: beta phi(t1) + (1 - beta) phi(t2)
+    g_width: int = 64
+    d_width: int = 64
+    steps: int = 3000
+
+    def check(self) -> None:
+        super().check()
+        if self.text_encoder not in ("gru", "bag"):
+            raise GanforgeError(f"config key 'text_encoder' must be gru or bag; got {self.text_encoder!r}")
+        if not 0.0 <= self.beta <= 1.0:
+            raise GanforgeError(f"config key 'beta' must be in [0, 1]; got {self.beta}")
+
+
+def matching_aware_d(*, real_logits: Tensor, wrong_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """-L_D of GAN-CLS: -(log s_r + (log(1 - s_w) + log(1 - s_f)) / 2), s = sigmoid(logit)."""
+    return (F.softplus(-real_logits).mean()
+            + 0.5 * (F.softplus(wrong_logits).mean() + F.softplus(fake_logits).mean()))
+
+
+class TextEncoder(nn.Module):
+    """Token ids (N x L, 0 = padding at the end) -> phi(t), N x text_dim."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, text_dim: int, kind: str = "gru"):
+        super().__init__()
+        self.kind = kind
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        if kind == "gru":
+            self.rnn = nn.GRU(embed_dim, text_dim, batch_first=True)
+        else:
+            self.out = nn.Linear(embed_dim, text_dim)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        mask = (tokens != 0)
+        length = mask.sum(1).clamp(min=1)
+        e = self.embed(tokens)
+        if self.kind == "gru":
+            # padding trails the words, so the state after the last word is unaffected by it
+            h, _ = self.rnn(e)
+            return h[torch.arange(tokens.shape[0], device=tokens.device), length - 1]
+        return self.out((e * mask.unsqueeze(2)).sum(1) / length.unsqueeze(1))
+
+
+def _projection(text_dim: int, proj_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(text_dim, proj_dim), nn.LeakyReLU(0.2))
+
+
+class TextGenerator(nn.Module):
+    def __init__(self, encoder: TextEncoder, z_dim: int, text_dim: int, proj_dim: int, res: int, ch: int, width: int):
+        super().__init__()
+        self.text, self.proj = encoder, _projection(text_dim, proj_dim)
+        self.backbone = DCGANGenerator(z_dim + proj_dim, res, ch, width)
+
+    def from_embedding(self, z: Tensor, phi: Tensor) -> Tensor:
+        return self.backbone(torch.cat([z, self.proj(phi)], dim=1))
+
+    def forward(self, z: Tensor, tokens: Tensor) -> Tensor:
+        return self.from_embedding(z, self.text(tokens))
+
+
+class TextDiscriminator(nn.Module):
+    def __init__(self, encoder: TextEncoder, text_dim: int, proj_dim: int, res: int, ch: int, width: int):
+        super().__init__()
+        self.text, self.proj = encoder, _projection(text_dim, proj_dim)
+        self.body = DCGANDiscriminator(res, ch, width).body          # image -> C x 4 x 4
+        c = [m for m in self.body if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.joint = nn.Sequential(nn.Conv2d(c + proj_dim, c, 1), nn.LeakyReLU(0.2, True), nn.Flatten())
+        self.head = nn.Linear(c * 16, 1)
+        self.joint.apply(dcgan_init), self.head.apply(dcgan_init)
+
+    def score(self, features: Tensor, phi: Tensor) -> Tensor:
+        """Logit of "this image matches this text" from body features and a text embedding."""
+        t = self.proj(phi)[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
+        return self.head(self.joint(torch.cat([features, t], dim=1))).squeeze(1)
+
+    def forward(self, x: Tensor, tokens: Tensor) -> Tensor:
+        return self.score(self.body(x), self.text(tokens))
+
+
+@RECIPES.register("text2image")
+class Text2Image(Recipe):
+    name = "text2image"
+    Config = Text2ImageConfig
+    conditional = True
+    smoke = {"data": "shapes:captions:32", "resolution": 8, "g_width": 8, "d_width": 8, "embed_dim": 8,
+             "text_dim": 8, "proj_dim": 8, "z_dim": 8}
+    presets = {
+        "shapes": {},
+        # CPU-sized: 16x16, narrow nets (the benchmark's setting)
+        "shapes16": {"resolution": 16, "g_width": 32, "d_width": 32, "steps": 2000},
+    }
+
+    def build(self) -> nn.ModuleDict:
+        image_nets_check(self)
+        c, info = self.cfg, self.info
+        if "vocab" not in info.extra:
+            raise GanforgeError(f"text2image needs captioned images; {info.spec!r} has no captions. "
+                                f"Use data=shapes:captions")
+        ch, res, _ = info.shape
+        v = len(info.extra["vocab"])
+        return nn.ModuleDict({
+            "G": TextGenerator(TextEncoder(v, c.embed_dim, c.text_dim, c.text_encoder), c.z_dim, c.text_dim,
+                               c.proj_dim, res, ch, c.g_width),
+            "D": TextDiscriminator(TextEncoder(v, c.embed_dim, c.text_dim, c.text_encoder), c.text_dim,
+                                   c.proj_dim, res, ch, c.d_width),
+        })
+
+    # -- text in, images out ------------------------------------------------------------------------------
+    def encode_text(self, texts: list[str]) -> Tensor:
+        """Captions -> token ids for `generate` (unknown words map to <unk>)."""
+        from ..data.specs_text import encode_captions
+        return encode_captions(list(texts), self.info.extra["vocab"], self.info.extra["max_len"])
+
+    def sample_labels(self, n: int, labels=None) -> Tensor:
+        """Token ids for n samples. None: the fixed SAMPLE_CAPTIONS, one block of rows each (sample grids);
+        a caption (str) for all n, or n captions; or token ids N x max_len as they are."""
+        if labels is None:
+            k = min(len(SAMPLE_CAPTIONS), n)
+            labels = [SAMPLE_CAPTIONS[i] for i in ((torch.arange(n) * k) // n).tolist()]
+        if isinstance(labels, str):
+            labels = [labels] * n
+        if isinstance(labels, (list, tuple)) and all(isinstance(t, str) for t in labels):
+            if len(labels) == 1:
+                labels = list(labels) * n
+            if len(labels) != n:
+                raise GanforgeError(f"give one caption, or one per sample ({n}); got {len(labels)}")
+            return self.encode_text(labels)
+        labels = torch.as_tensor(labels)
+        if labels.dim() != 2 or labels.dtype != torch.long or labels.shape[0] != n:
+            raise GanforgeError("text2image generates from captions: pass text (sample --text \"a red circle\") "
+                                "or token ids N x max_len from Text2Image.encode_text")
+        return labels
+
+    def generate(self, G, z, labels=None):
+        return G(z, self.sample_labels(z.shape[0], labels).to(z.device))
+
+    # -- the game -----------------------------------------------------------------------------------------
+    def phases(self, step: int) -> list[Phase]:
+        return [Phase("D", "D", self.d_loss), Phase("G", "G", self.g_loss)]
+
+    def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        G, D = nets["G"], nets["D"]
+        real, text = ctx.real, ctx.batch["text"]
+        with torch.no_grad():   # the D step must not build a graph into G
+            fake = G(self.noise(real.shape[0], ctx.device), text)
+        phi = D.text(text)
+        real_f, fake_f = D.body(real), D.body(fake)   # separate passes: BatchNorm never mixes real and fake
+        real_logits, fake_logits = D.score(real_f, phi), D.score(fake_f, phi)
+        logs = {"acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean()}
+        if self.cfg.matching:
+            wrong_logits = D.score(real_f, phi.roll(1, dims=0))   # a caption of another image of the batch
+            logs["loss"] = matching_aware_d(real_logits=real_logits, wrong_logits=wrong_logits,
+                                            fake_logits=fake_logits)
+            logs["acc_wrong"] = (wrong_logits < 0).float().mean()
+        else:
+            logs["loss"] = L.ns_d(real_logits=real_logits, fake_logits=fake_logits)
+        return logs
+
+    def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        G, D = nets["G"], nets["D"]
+        text = ctx.batch["text"]
+        n = text.shape[0]
+        phi_g, phi_d = G.text(text), D.text(text)
+        fake = G.from_embedding(self.noise(n, ctx.device), phi_g)
+        loss = L.ns_g(fake_logits=D.score(D.body(fake), phi_d))
+        logs = {"cond": loss.detach()}
+        if self.cfg.interpolate:
+            b = self.cfg.beta
+            mix_g = b * phi_g + (1 - b) * phi_g.roll(1, dims=0)
+            mix_d = b * phi_d + (1 - b) * phi_d.roll(1, dims=0)
+            fake_int = G.from_embedding(self.noise(n, ctx.device), mix_g)
+            interp = L.ns_g(fake_logits=D.score(D.body(fake_int), mix_d))
+            loss, logs["interp"] = loss + interp, interp.detach()
+        logs["loss"] = loss
+        return logs
+
+    def visualize(self, nets: Nets, out_dir, step: int) -> None:
+        # the captions behind the sample grid's row blocks, so the grid can be read
+        path = Path(out_dir) / "sample_captions.txt"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(f"{i}: {t}\n" for i, t in enumerate(SAMPLE_CAPTIONS)))
