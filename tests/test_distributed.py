@@ -1,0 +1,202 @@
+"""Multi-process training on CPU: 2 gloo processes launched the way torchrun launches them (env vars).
+
+Facts checked: synchronized BatchNorm equals BatchNorm over the union batch (values and gradients) and plain
+BatchNorm does not; after a phase every rank holds the mean of the per-rank gradients (through DDP's
+reducer, and through the manual fallback for nets reached by a method other than forward); data shards are
+disjoint; `torchrun -m ganforge train` writes one run (rank 0 only) with the effective batch size recorded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganforge.data.base import Batches, Data
+from ganforge.errors import GanforgeError
+from ganforge.training import distributed
+
+WORKER = textwrap.dedent(r'''
+    import json, sys
+    import torch
+    from torch import nn
+    from ganforge.training import distributed as D
+
+    torch.set_num_threads(1)
+    env, device = D.setup(torch.device("cpu"))
+    out = {"rank": env.rank, "world": env.world_size, "backend": env.backend}
+    r, W = env.rank, env.world_size
+
+    # 1. synchronized BatchNorm == BatchNorm over the union batch (forward values and input/weight grads)
+    torch.manual_seed(0)
+    x_all = torch.randn(8, 3, 4, 4) * 3 + 1
+    w_out = torch.randn(8, 3, 4, 4)                   # fixed weights of a linear loss over the outputs
+    n = 8 // W
+    for sync in (True, False):
+        torch.manual_seed(1)
+        bn = nn.BatchNorm2d(3)
+        nn.init.normal_(bn.weight, 1.0, 0.3)
+        if sync:
+            bn = D.sync_batchnorm(nn.Sequential(bn), device)[0]
+        x = x_all[r * n:(r + 1) * n].clone().requires_grad_(True)
+        y = bn(x)
+        (y * w_out[r * n:(r + 1) * n]).sum().backward()
+        out[f"y_{sync}"] = y.detach().tolist()
+        out[f"xgrad_{sync}"] = x.grad.tolist()
+        out[f"wgrad_{sync}"] = bn.weight.grad.tolist()
+        out[f"running_mean_{sync}"] = bn.running_mean.tolist()
+        out[f"type_{sync}"] = type(bn).__name__
+
+    # 2. per-phase DDP: after a D phase and a G phase each rank holds the mean of the per-rank gradients
+    class Disc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.head = nn.Linear(2, 8), nn.Linear(8, 1)
+        def features(self, x):
+            return torch.tanh(self.body(x))
+        def forward(self, x):
+            return self.head(self.features(x)).squeeze(1)
+    torch.manual_seed(2)
+    nets = nn.ModuleDict({"G": nn.Linear(3, 2), "D": Disc()})
+    reps = D.Replicas(nets, env, device)
+    out["wrapped"] = sorted(k for k, v in reps.nets.items() if isinstance(v, torch.nn.parallel.DistributedDataParallel))
+    torch.manual_seed(10 + r)                        # per-rank data and noise
+    real, z = torch.randn(4, 2), torch.randn(4, 3)
+    def phase(player, fn):
+        for k, net in nets.items():
+            net.requires_grad_(k == player)
+        for p in nets.parameters():
+            p.grad = None
+        with reps.phase([player]) as m:
+            fn(m).backward()
+        reps.finish([player])
+        return [p.grad for p in nets[player].parameters() if p.grad is not None]
+    d_loss = lambda m: m["D"](m["G"](z).detach()).mean() - m["D"](real).mean()
+    g_loss = lambda m: -m["D"](m["G"](z)).mean()
+    fm_loss = lambda m: (m["D"].features(real).mean(0) - m["D"].features(m["G"](z).detach()).mean(0)).pow(2).sum()
+    for name, fn, player in (("d", d_loss, "D"), ("g", g_loss, "G"), ("fm", fm_loss, "D")):
+        out[f"grad_{name}"] = [g.flatten().tolist() for g in phase(player, fn)]
+        # the same loss on this rank alone, without any wrapper: its mean over ranks is the expected value
+        for k, net in nets.items():
+            net.requires_grad_(k == player)
+        for p in nets.parameters():
+            p.grad = None
+        fn(nets).backward()
+        out[f"local_{name}"] = [p.grad.flatten().tolist() for p in nets[player].parameters() if p.grad is not None]
+    out["logs"] = {k: float(v) for k, v in D.mean_over_ranks({"a": torch.tensor(float(r))}, env).items()}
+    out["gathered"] = D.gather_state({"rank": r}, env)
+    out["any"] = [D.any_rank(r == 1, env), D.any_rank(False, env)]
+    D.teardown(env)
+    with open(sys.argv[1] + f"/rank{r}.json", "w") as f:
+        json.dump(out, f)
+''')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(tmp_path: Path, world: int = 2) -> list[dict]:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    port = _free_port()
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                   LOCAL_RANK=str(rank), WORLD_SIZE=str(world), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=120)[0] for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    return _launch(tmp_path_factory.mktemp("dist"))
+
+
+def _close(a, b, tol=1e-5):
+    return torch.allclose(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64), atol=tol)
+
+
+def test_process_group_from_torchrun_env(ranks):
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert all(r["world"] == 2 and r["backend"] == "gloo" for r in ranks)
+    assert ranks[0]["gathered"] == [{"rank": 0}, {"rank": 1}] == ranks[1]["gathered"]
+    assert all(r["logs"]["a"] == 0.5 for r in ranks)               # mean of ranks 0 and 1
+    assert all(r["any"] == [True, False] for r in ranks)
+
+
+def test_sync_batchnorm_equals_union_batch(ranks):
+    torch.manual_seed(0)
+    x_all = (torch.randn(8, 3, 4, 4) * 3 + 1).requires_grad_(True)
+    w_out = torch.randn(8, 3, 4, 4)
+    torch.manual_seed(1)
+    bn = torch.nn.BatchNorm2d(3)
+    torch.nn.init.normal_(bn.weight, 1.0, 0.3)
+    y = bn(x_all)
+    (y * w_out).sum().backward()
+    assert ranks[0]["type_True"] == "AllReduceBatchNorm" and ranks[0]["type_False"] == "BatchNorm2d"
+    y_sync = ranks[0]["y_True"] + ranks[1]["y_True"]
+    assert _close(y_sync, y.detach().tolist())
+    assert _close(ranks[0]["xgrad_True"] + ranks[1]["xgrad_True"], x_all.grad.tolist())
+    # the weight gradient of the union objective is the sum of the per-rank ones (DDP then averages)
+    wsum = torch.tensor(ranks[0]["wgrad_True"]) + torch.tensor(ranks[1]["wgrad_True"])
+    assert _close(wsum.tolist(), bn.weight.grad.tolist())
+    assert _close(ranks[0]["running_mean_True"], bn.running_mean.tolist())
+    assert _close(ranks[0]["running_mean_True"], ranks[1]["running_mean_True"])
+    # plain BatchNorm normalizes each half on its own: a different result
+    assert not _close(ranks[0]["y_False"] + ranks[1]["y_False"], y.detach().tolist(), tol=1e-2)
+
+
+@pytest.mark.parametrize("phase", ["d", "g", "fm"])
+def test_phase_gradients_are_rank_means(ranks, phase):
+    """d/g go through DDP's reducer; fm reaches D only through D.features (manual all-reduce fallback)."""
+    assert ranks[0]["wrapped"] == ["D", "G"]
+    assert len(ranks[0][f"grad_{phase}"]) == len(ranks[0][f"local_{phase}"]) == {"d": 4, "g": 2, "fm": 2}[phase]
+    for a, b in zip(ranks[0][f"grad_{phase}"], ranks[1][f"grad_{phase}"]):
+        assert _close(a, b)
+    for got, l0, l1 in zip(ranks[0][f"grad_{phase}"], ranks[0][f"local_{phase}"], ranks[1][f"local_{phase}"]):
+        mean = ((torch.tensor(l0) + torch.tensor(l1)) / 2).tolist()
+        assert _close(got, mean)
+    # the ranks really saw different data
+    assert any(not _close(l0, l1) for l0, l1 in zip(ranks[0][f"local_{phase}"], ranks[1][f"local_{phase}"]))
+
+
+def test_batches_shards_are_disjoint_and_cover_the_epoch():
+    data = Data(torch.arange(20, dtype=torch.float32).view(20, 1))
+    seen = []
+    for rank in range(2):
+        b = Batches(data, 5, seed=3, device=torch.device("cpu"), rank=rank, world_size=2)
+        seen.append(torch.cat([next(b)["real"].flatten() for _ in range(2)]).long().tolist())
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == list(range(20))
+
+
+def test_single_process_env_is_a_no_op(monkeypatch):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    env, device = distributed.setup(torch.device("cpu"))
+    assert (env.world_size, env.rank, env.enabled, env.is_main, device.type) == (1, 0, False, True, "cpu")
+    nets = torch.nn.ModuleDict({"G": torch.nn.Linear(2, 2)})
+    assert distributed.Replicas(nets, env, device).nets is nets
+
+
+def test_bad_torchrun_env_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "5")
+    with pytest.raises(GanforgeError, match="RANK=5"):
+        distributed.setup(torch.device("cpu"))
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(GanforgeError, match="WORLD_SIZE"):
+        distributed.setup(torch.device("cpu"))
