@@ -161,17 +161,8 @@ class Generator:
         device = next(self.G.parameters()).device
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         z = self.recipe.noise(n, "cpu", generator=g).to(device)
-        if labels is not None:
-            labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).expand(n) if torch.as_tensor(
-                labels).numel() == 1 else torch.as_tensor(labels, dtype=torch.long)
-            k = self.info.num_classes
-            if k == 0:
-                raise GanforgeError(f"this {self.recipe.name} generator is unconditional; drop --label")
-            if labels.min() < 0 or labels.max() >= k:
-                raise GanforgeError(f"label must be in 0..{k - 1}; got {labels.tolist()[:5]}")
-            labels = labels.to(device)
-        elif getattr(self.recipe, "conditional", False):
-            labels = (torch.arange(n) % self.info.num_classes).to(device)
+        labels = self.recipe.sample_labels(n, labels)
+        labels = labels.to(device) if labels is not None else None
         return self.recipe.generate(self.G, z, labels)
 
     def save(self, x: torch.Tensor, path, nrow: int | None = None) -> Path:

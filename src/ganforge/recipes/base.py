@@ -119,6 +119,23 @@ class Recipe:
     def generate(self, G: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return G(z)
 
+    conditional = False                              # True: generate() needs labels (class ids, captions...)
+
+    def sample_labels(self, n: int, labels=None) -> Tensor | None:
+        """Conditions for n samples: None when unconditional; class ids cycle 0..K-1 unless given."""
+        k = self.info.num_classes
+        if not self.conditional:
+            if labels is not None:
+                raise GanforgeError(f"this {self.name} generator is unconditional; drop --label")
+            return None
+        if labels is None:
+            return torch.arange(n) % k
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        labels = labels.expand(n) if labels.numel() == 1 else labels
+        if labels.numel() != n or labels.min() < 0 or labels.max() >= k:
+            raise GanforgeError(f"label must be in 0..{k - 1} (one, or one per sample); got {labels.tolist()[:5]}")
+        return labels
+
     # -- optimizers (the trainer owns them; a recipe only says which) -----------------------------------------
     def lr(self, player: str) -> float:
         return self.cfg.g_lr if player.startswith("G") else self.cfg.d_lr

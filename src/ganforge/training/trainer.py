@@ -66,8 +66,8 @@ class Trainer:
         self.step, self.images = 0, 0
         g = torch.Generator().manual_seed(cfg.seed + 1)   # fixed noise: its own generator, never the global RNG
         self.fixed_z = recipe.noise(cfg.num_samples, "cpu", generator=g).to(self.device)
-        k = recipe.info.num_classes
-        self.fixed_labels = (torch.arange(cfg.num_samples) % k).to(self.device) if k else None
+        labels = recipe.sample_labels(cfg.num_samples)
+        self.fixed_labels = labels.to(self.device) if labels is not None else None
 
     # -- state ---------------------------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
