@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw samples from a trained run (grid PNG, scatter PNG or CSV)")
     s.add_argument("run")
-    s.add_argument("-n", "--num", type=int, default=64)
+    s.add_argument("-n", "--num", type=int, help="how many (default: 64 images, 2,000 points, 1,000 rows)")
     s.add_argument("--out", metavar="FILE")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, help="class to draw (conditional recipes)")
@@ -92,7 +92,8 @@ def _sample(a) -> int:
     from .training.callbacks import sample_suffix
 
     g = load(a.run)
-    x = g.sample(a.num, seed=a.seed, labels=a.label)
+    n = a.num or {"image": 64, "points": 2000}.get(g.info.kind, 1000)
+    x = g.sample(n, seed=a.seed, labels=a.label)
     tag = f"-label{a.label}" if a.label is not None else ""
     out = Path(a.out) if a.out else Path(a.run) / "samples" / f"sample-seed{a.seed}{tag}{sample_suffix(g.info.kind)}"
     print(g.save(x, out))

@@ -76,7 +76,7 @@ class RecipeConfig:
     sample_every: int = 500           # steps between fixed-noise sample grids
     checkpoint_every: int = 1000      # steps between checkpoints (one is always written at the end)
     log_every: int = 50               # steps between metrics.jsonl rows
-    num_samples: int = 64             # images in a sample grid / points in a scatter
+    num_samples: int = 64             # images in a sample grid (point data: at least 2,000 in its scatter)
     skip_bad: bool = False            # skip unreadable images (counted) instead of failing
     download: bool = False            # allow downloading data sets named by mnist:/cifar10: specs
 

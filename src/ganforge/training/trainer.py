@@ -5,19 +5,27 @@ asks its loss function for {"loss": ..., logs...} under the chosen precision, an
 optimizer; `repeat` draws a fresh batch for every update, `every` skips steps (lazy regularization).
 All randomness flows from the global torch RNG (saved in checkpoints) or from explicit seeded generators
 (fixed sample noise, data order), so a resumed run is bit-identical to an uninterrupted one on CPU.
+
+Speed (docs/performance.md): precision=auto picks bf16 autocast where it measurably pays (conv nets on CPUs
+with AVX512-BF16/AMX, GPUs with bf16) and fp16 with a gradient scaler on older GPUs (Micikevicius et al.
+2018, arXiv:1710.03740); conv nets and image batches are channels_last; Adam/AdamW/SGD run fused; the CPU
+thread count avoids cores other processes are using; `compile=true` wraps the nets in torch.compile.
+Under torchrun every process trains on its own data shard and DDP averages each player's gradients
+(distributed.py); only rank 0 writes.
 """
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .. import __version__
 from ..recipes.base import Recipe, StepContext
-from . import checkpoint
+from . import checkpoint, distributed
 from .callbacks import RunLog, finite, sample_suffix, write_samples
 from .ema import EMA
 from ..errors import GanforgeError
@@ -30,44 +38,150 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
 
 
-def cpu_supports_bf16() -> bool:
+def cpu_bf16_feature() -> str:
+    """The CPU feature that makes bf16 matmuls fast ("amx_bf16" or "avx512_bf16"), or "" if none."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return ""
+    return next((f for f in ("amx_bf16", "avx512_bf16") if f in flags), "")
 
 
-def pick_precision(name: str, device: torch.device) -> str:
+def cpu_supports_bf16() -> bool:
+    return bool(cpu_bf16_feature())
+
+
+def is_conv(net: nn.Module) -> bool:
+    return any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)) for m in net.modules())
+
+
+def pick_precision(name: str, device: torch.device, conv: bool = True) -> tuple[str, str]:
+    """(precision, why). auto: bf16 on GPUs that have it, else fp16 (with a GradScaler); on CPUs bf16 only for
+    convolutional nets on AMX/AVX512-BF16 hardware: there it ran DCGAN 1.5-1.9x faster than fp32, while the
+    small MLPs of the toy recipes gained nothing (docs/performance.md), so they keep fp32's accuracy."""
     if name != "auto":
         if name == "fp16" and device.type != "cuda":
             raise GanforgeError("precision=fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
-        return name
+        return name, "asked for"
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_supports_bf16() else "fp32"
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "auto: the GPU supports bf16"
+        return "fp16", "auto: GPU without bf16, fp16 with a gradient scaler"
+    feature = cpu_bf16_feature()
+    if not feature:
+        return "fp32", "auto: CPU without AMX or AVX512-BF16"
+    if not conv:
+        return "fp32", f"auto: CPU has {feature}, but fully-connected nets gain nothing from bf16"
+    return "bf16", f"auto: CPU with {feature}, convolutional nets"
+
+
+def _other_runnable_tasks(samples: int = 5, interval: float = 0.02) -> int:
+    """Tasks other than this one that are running or waiting for a CPU now (median of a few reads of the
+    instantaneous count in /proc/loadavg, whose 4th field is runnable/total)."""
+    counts = []
+    for i in range(samples):
+        try:
+            counts.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+        except (OSError, IndexError, ValueError):
+            return 0
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(0, sorted(counts)[len(counts) // 2])
+
+
+def pick_threads(device: torch.device, processes: int = 1) -> int:
+    """CPU threads for training: never more than the cores other processes leave free.
+
+    OpenMP threads spin-wait for each other at every op; when one of them shares its core with another busy
+    process the whole op waits for it: on the shared 2-core test machine 2 threads ran a DCGAN step 5x
+    *slower* than 1 while other jobs ran (docs/performance.md). OMP_NUM_THREADS (torchrun sets it) is obeyed.
+    """
+    current = torch.get_num_threads()
+    if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return current
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    free = max(1, cores // max(1, processes) - _other_runnable_tasks())
+    return max(1, min(current, free))
+
+
+def fused_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The same Adam/AdamW/SGD with fused=True (one kernel over all parameters) where torch supports it;
+    any other optimizer, or one the recipe already tuned (foreach/fused/differentiable), is kept."""
+    if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
+        return opt
+    if any(g.get("fused") or g.get("foreach") or g.get("differentiable") for g in opt.param_groups):
+        return opt
+    try:
+        return type(opt)([dict(g, fused=True) for g in opt.param_groups], **dict(opt.defaults, fused=True))
+    except (RuntimeError, ValueError, TypeError):   # a device or dtype the fused kernel does not cover
+        return opt
 
 
 class Trainer:
     def __init__(self, recipe: Recipe, data: Data, run_dir: Path, progress: bool = True):
         cfg = recipe.cfg
         self.recipe, self.cfg, self.run_dir, self.progress = recipe, cfg, Path(run_dir), progress
-        self.device = pick_device(cfg.device)
-        self.precision = pick_precision(cfg.precision, self.device)
-        torch.manual_seed(cfg.seed)
+        # joins the torchrun job first: api.train writes the run directory only after every rank got here
+        self.dist, self.device = distributed.setup(pick_device(cfg.device))
+        self.threads = pick_threads(self.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        torch.manual_seed(cfg.seed)        # the same on every rank: identical initial weights
         self.nets = recipe.build().to(self.device)
+        conv = [name for name, net in self.nets.items() if is_conv(net)]
+        self.precision, self.precision_reason = pick_precision(cfg.precision, self.device, bool(conv))
+        self.sync_bn = bool(getattr(cfg, "sync_bn", False)) and self.dist.enabled
+        if self.sync_bn:
+            for name in list(self.nets):
+                self.nets[name] = distributed.sync_batchnorm(self.nets[name], self.device)
+        # channels_last: the layout oneDNN and tensor cores run convolutions in, so no per-layer reorders
+        self.channels_last = bool(conv)
+        for name in conv:
+            self.nets[name].to(memory_format=torch.channels_last)
         self.ema = EMA(self.nets[recipe.ema], cfg.ema_decay) if recipe.ema and cfg.ema_decay > 0 else None
-        self.opts = {p: recipe.optimizer(p, [q for n in nets for q in self.nets[n].parameters()])
+        self.opts = {p: fused_optimizer(recipe.optimizer(p, [q for n in nets for q in self.nets[n].parameters()]))
                      for p, nets in recipe.players.items()}
         fp16 = self.precision == "fp16"
         self.scalers = {p: torch.amp.GradScaler("cuda", enabled=fp16) for p in recipe.players}
-        self.batches = Batches(data, cfg.batch_size, cfg.seed, self.device)
+        self.batches = Batches(data, cfg.batch_size, cfg.seed, self.device, self.dist.rank, self.dist.world_size)
         self.data = data
+        self.replicas = distributed.Replicas(self.nets, self.dist, self.device)
+        self.compiled = bool(getattr(cfg, "compile", False))
+        self.phase_nets = self.replicas.nets
+        if self.compiled:
+            self.phase_nets = nn.ModuleDict({k: torch.compile(v) if any(True for _ in v.parameters()) else v
+                                             for k, v in self.replicas.nets.items()})
+        if self.dist.rank:                 # each rank draws its own noise (rank 0 keeps the single-process stream)
+            torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
         self.step, self.images = 0, 0
         g = torch.Generator().manual_seed(cfg.seed + 1)   # fixed noise: its own generator, never the global RNG
         self.fixed_z = recipe.noise(cfg.num_samples, "cpu", generator=g).to(self.device)
         labels = recipe.sample_labels(cfg.num_samples)
         self.fixed_labels = labels.to(self.device) if labels is not None else None
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.cfg.batch_size * self.dist.world_size
+
+    def describe(self) -> dict:
+        """How this run computes: recorded in summary.json and printed at the start of fit()."""
+        return {"device": str(self.device), "precision": self.precision, "precision_reason": self.precision_reason,
+                "channels_last": self.channels_last, "threads": self.threads if self.device.type == "cpu" else None,
+                "compile": self.compiled, "world_size": self.dist.world_size, "sync_bn": self.sync_bn,
+                "batch_size_per_process": self.cfg.batch_size, "effective_batch_size": self.effective_batch_size}
+
+    def _announce(self) -> None:
+        d = self.describe()
+        where = f"{d['device']}" + (f", {d['threads']} CPU thread{'s' * (d['threads'] > 1)}" if d["threads"] else "")
+        layout = ", channels_last" if d["channels_last"] else ""
+        batch = (f"effective batch size {d['effective_batch_size']} = {d['batch_size_per_process']} per process x "
+                 f"{d['world_size']} processes" + (" (SyncBatchNorm)" if d["sync_bn"] else "")
+                 if d["world_size"] > 1 else f"effective batch size {d['effective_batch_size']}")
+        print(f"{self.recipe.name}: {where}, {d['precision']} ({d['precision_reason']}){layout}"
+              f"{', torch.compile' if d['compile'] else ''}; {batch}", flush=True)
 
     # -- state ---------------------------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
@@ -76,13 +190,20 @@ class Trainer:
             w.update(checkpoint.flatten({self.recipe.ema: self.ema.net}, prefix="ema."))
         return w
 
-    def save(self) -> Path:
+    def _local_state(self) -> dict:
+        return {"batches": self.batches.state_dict(),
+                "rng": {"torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0; under torchrun every rank must call it: it gathers their RNG/data state)."""
+        ranks = distributed.gather_state(self._local_state(), self.dist)
+        if not self.dist.is_main:
+            return None
         state = {"step": self.step, "images": self.images,
                  "optimizers": {p: o.state_dict() for p, o in self.opts.items()},
                  "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
-                 "batches": self.batches.state_dict(), "recipe": self.recipe.state_dict(),
-                 "rng": {"torch": torch.get_rng_state(),
-                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+                 "recipe": self.recipe.state_dict(), **ranks[0], "ranks": ranks[1:]}
         meta = {"recipe": self.recipe.name, "ganforge_version": __version__}
         return checkpoint.save(self.run_dir, self.step, self.weights(), state, meta)
 
@@ -98,11 +219,16 @@ class Trainer:
             o.load_state_dict(state["optimizers"][p])
         for p, s in self.scalers.items():
             s.load_state_dict(state["scalers"][p])
-        self.batches.load_state_dict(state["batches"])
         self.recipe.load_state_dict(state["recipe"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        r, others = self.dist.rank, state.get("ranks", [])
+        mine = state if r == 0 else (others[r - 1] if r - 1 < len(others) else None)
+        if mine is None:      # resumed with more processes than saved it: a fresh stream for the new rank
+            mine = {"batches": state["batches"], "rng": {"torch": torch.Generator().manual_seed(
+                self.cfg.seed + 1_000_003 * r + int(state["step"])).get_state(), "cuda": []}}
+        self.batches.load_state_dict(mine["batches"])
+        torch.set_rng_state(mine["rng"]["torch"])
+        if mine["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(mine["rng"]["cuda"])
         self.step, self.images = int(state["step"]), int(state["images"])
 
     # -- one iteration -------------------------------------------------------------------------------------
@@ -113,14 +239,20 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _draw(self) -> dict[str, torch.Tensor]:
-        self.images += self.cfg.batch_size
-        return next(self.batches)
+        self.images += self.effective_batch_size
+        batch = next(self.batches)
+        if self.channels_last:
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point()
+                     else v for k, v in batch.items()}
+        return batch
 
-    def _player(self, player: str) -> None:
+    def _player(self, player: str) -> tuple[str, ...]:
         if player not in self.recipe.players:
             raise KeyError(f"phase player {player!r} is not one of {list(self.recipe.players)}")
+        names = self.recipe.players[player]
         for name, net in self.nets.items():
-            net.requires_grad_(name in self.recipe.players[player])
+            net.requires_grad_(name in names)
+        return names
 
     def train_step(self) -> dict[str, torch.Tensor]:
         logs: dict[str, torch.Tensor] = {}
@@ -128,20 +260,22 @@ class Trainer:
         for phase in self.recipe.phases(self.step):
             if self.step % phase.every:
                 continue
-            self._player(phase.player)
+            names = self._player(phase.player)
             opt, scaler = self.opts[phase.player], self.scalers[phase.player]
             for _ in range(phase.repeat):
                 ctx = StepContext(self.step, self._draw, self.device, self.cfg.batch_size)
                 ctx.shared = shared
-                with self.autocast():
-                    out = phase.loss(self.nets, ctx)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(out["loss"].float()).backward()
+                with self.replicas.phase(names):
+                    with self.autocast():
+                        out = phase.loss(self.phase_nets, ctx)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(out["loss"].float()).backward()
+                self.replicas.finish(names)      # average gradients over processes (torchrun)
                 scaler.step(opt)
                 scaler.update()
                 if phase.after_update is not None:
                     phase.after_update(self.nets)
-                if self.ema is not None and self.recipe.ema in self.recipe.players[phase.player]:
+                if self.ema is not None and self.recipe.ema in names:
                     self.ema.update(self.nets[self.recipe.ema])
             for k, v in out.items():
                 logs[f"{phase.name}/{k}"] = v.detach().float()
