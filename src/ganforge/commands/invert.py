@@ -54,6 +54,7 @@ def project(g, images: Tensor, steps: int = 300, lr: float = 0.05, restarts: int
         raise GanforgeError("invert needs --steps >= 0, --restarts >= 1, --lr > 0 and --feature-weight >= 0")
     device = next(G.parameters()).device
     x = images.to(device).float()
+    labels = labels.to(device) if labels is not None else None
     n = x.shape[0]
     for p in G.parameters():
         p.requires_grad_(False)
@@ -151,13 +152,15 @@ def run(args) -> int:
     g = load(args.run)
     x = read_images(args.images, g.info.shape)
     labels = None
+    conditional = getattr(g.recipe, "conditional", False)
     if args.label is not None:
         k = g.info.num_classes
-        if not k or not 0 <= args.label < k:
-            raise GanforgeError(f"--label must be a class of this run (0..{k - 1})" if k else
-                                "this generator is unconditional; drop --label")
+        if not conditional:
+            raise GanforgeError(f"this {g.recipe.name} generator is unconditional; drop --label")
+        if not 0 <= args.label < k:
+            raise GanforgeError(f"--label must be a class of this run (0..{k - 1}); got {args.label}")
         labels = torch.full((x.shape[0],), args.label, dtype=torch.long)
-    elif getattr(g.recipe, "conditional", False):
+    elif conditional:
         raise GanforgeError(f"{g.recipe.name} is conditional: give the images' class with --label K")
     r = project(g, x, args.steps, args.lr, args.restarts, args.feature_weight, labels, args.seed)
     out = Path(args.out) if args.out else Path(args.run) / "inverted"

@@ -1,0 +1,168 @@
+"""text2image (Reed 2016, GAN-CLS / GAN-INT), the shapes:captions data and the attribute classifier."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ganforge
+from ganforge.api import load_data, make_config
+from ganforge.data import resolve
+from ganforge.data.captions import parse_attributes
+from ganforge.data.specs_text import caption_vocabulary, encode_captions
+from ganforge.errors import GanforgeError
+from ganforge.metrics.attributes import attribute_accuracy, load_attribute_classifier, report
+from ganforge.recipes.base import StepContext
+from ganforge.recipes.text2image import SAMPLE_CAPTIONS, TextEncoder, matching_aware_d
+from ganforge.training import checkpoint
+
+SMALL = {"data": "shapes:captions:32", "resolution": 8, "g_width": 8, "d_width": 8, "embed_dim": 8,
+         "text_dim": 8, "proj_dim": 8, "z_dim": 8}
+TINY = {"steps": 4, "batch_size": 8, "sample_every": 2, "checkpoint_every": 2, "log_every": 1, "num_samples": 8}
+
+
+def recipe_for(**kw):
+    cls, cfg = make_config("text2image", overrides={**SMALL, **kw})
+    data, info = load_data(cfg)
+    return cls(cfg, info), data
+
+
+def ctx_for(data, step=0, n=8):
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(data), generator=g)[:n]
+    return StepContext(step, lambda: data.batch(idx), torch.device("cpu"), n)
+
+
+# -- the matching-aware loss -------------------------------------------------------------------------------
+def test_matching_aware_loss_has_its_three_terms_with_weights_one_half_half():
+    r, w, f = torch.tensor([0.3, -1.0]), torch.tensor([2.0, 0.5]), torch.tensor([-0.7, 1.5])
+    expected = -(torch.log(torch.sigmoid(r)).mean()
+                 + 0.5 * (torch.log(1 - torch.sigmoid(w)).mean() + torch.log(1 - torch.sigmoid(f)).mean()))
+    assert torch.allclose(matching_aware_d(real_logits=r, wrong_logits=w, fake_logits=f), expected)
+    r, w, f = (t.clone().requires_grad_(True) for t in (r, w, f))
+    matching_aware_d(real_logits=r, wrong_logits=w, fake_logits=f).backward()
+    # D's loss falls as the right pair scores higher and as the wrong pair / fake score lower
+    assert (r.grad < 0).all() and (w.grad > 0).all() and (f.grad > 0).all()
+    assert torch.allclose(r.grad, -torch.sigmoid(-r.detach()) / 2)
+    assert torch.allclose(w.grad, 0.5 * torch.sigmoid(w.detach()) / 2)
+    assert torch.allclose(f.grad, 0.5 * torch.sigmoid(f.detach()) / 2)
+    # at s_r = s_w = s_f = 1/2 the loss is log 2 + log 2
+    zero = torch.zeros(3)
+    assert math.isclose(matching_aware_d(real_logits=zero, wrong_logits=zero, fake_logits=zero).item(),
+                        2 * math.log(2), rel_tol=1e-6)
+
+
+def test_d_step_scores_real_image_with_wrong_text_only_with_matching():
+    torch.manual_seed(0)
+    rec, data = recipe_for(matching=True)
+    nets = rec.build()
+    ctx = ctx_for(data)
+    out = rec.d_loss(nets, ctx)
+    assert "acc_wrong" in out
+    rec.cfg.matching = False
+    torch.manual_seed(0)
+    plain = rec.d_loss(nets, ctx_for(data))
+    assert "acc_wrong" not in plain and not torch.isclose(out["loss"], plain["loss"])
+    # the plain conditional D loss is the ns loss on (real, right text) vs (fake, right text)
+    assert plain["loss"].item() > 0
+
+
+def test_interpolate_adds_the_int_term_and_beta_moves_it():
+    rec, data = recipe_for(interpolate=False)
+    torch.manual_seed(0)
+    nets = rec.build()
+    torch.manual_seed(1)
+    base = rec.g_loss(nets, ctx_for(data))
+    assert "interp" not in base and torch.equal(base["loss"], base["cond"])
+    rec.cfg.interpolate = True
+    torch.manual_seed(1)
+    half = rec.g_loss(nets, ctx_for(data))
+    assert torch.allclose(half["loss"], half["cond"] + half["interp"]) and torch.equal(half["cond"], base["cond"])
+    rec.cfg.beta = 1.0      # beta = 1: the "interpolated" embedding is the caption's own
+    torch.manual_seed(1)
+    one = rec.g_loss(nets, ctx_for(data))
+    assert not torch.equal(one["interp"], half["interp"])
+
+
+def test_text_encoders_gru_sees_word_order_bag_does_not_and_padding_is_ignored():
+    torch.manual_seed(0)
+    a = torch.tensor([[5, 6, 7, 0, 0]])
+    b = torch.tensor([[7, 6, 5, 0, 0]])
+    longer = torch.tensor([[5, 6, 7, 0, 0, 0, 0]])
+    gru, bag = TextEncoder(10, 4, 6, "gru"), TextEncoder(10, 4, 6, "bag")
+    assert torch.allclose(bag(a), bag(b)) and not torch.allclose(gru(a), gru(b))
+    assert torch.allclose(gru(a), gru(longer)) and torch.allclose(bag(a), bag(longer))
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(GanforgeError, match="text_encoder"):
+        make_config("text2image", overrides={"text_encoder": "lstm"})
+    with pytest.raises(GanforgeError, match="beta"):
+        make_config("text2image", overrides={"beta": 1.5})
+
+
+def test_needs_captioned_data(tmp_path):
+    with pytest.raises(GanforgeError, match="shapes:captions"):
+        ganforge.train("text2image", data="shapes", resolution=8, progress=False, steps=1, out=tmp_path / "r")
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def test_captions_describe_their_image_and_share_one_vocabulary():
+    train, info = resolve("shapes:captions:20", resolution=16)
+    test, info_test = resolve("shapes:captions:20", split="test", resolution=16)
+    assert info.extra["vocab"] == info_test.extra["vocab"] == caption_vocabulary().itos
+    assert train.x.shape == (20, 3, 16, 16) and info.num_classes == 0
+    for caps, attr in zip(train.captions, train.attrs):
+        for text in caps:
+            assert all(attr[k] == v for k, v in parse_attributes(text).items())
+    assert (train.tokens != 1).all()   # no <unk>: the vocabulary covers every template word
+    batch = train.batch(torch.arange(4))
+    assert batch["text"].shape == (4, info.extra["max_len"]) and batch["real"].min() >= -1
+    with pytest.raises(GanforgeError, match="positive count"):
+        resolve("shapes:captions:x")
+
+
+def test_encode_text_and_sample_from_text(tmp_path):
+    rec, _ = recipe_for()
+    ids = rec.encode_text(["a red circle", "A RED circle!"])
+    assert torch.equal(ids[0], ids[1]) and ids.shape == (2, 20)
+    with pytest.raises(GanforgeError, match="vocabulary"):
+        rec.encode_text(["zebra giraffe"])
+    ganforge.train("text2image", out=tmp_path / "r", progress=False, **SMALL, **TINY)
+    g = ganforge.load(tmp_path / "r")
+    red = g.sample(3, seed=0, labels="a large red square on a blue background")
+    assert red.shape == (3, 3, 8, 8)
+    other = g.sample(3, seed=0, labels="a small green triangle on a white background")
+    assert not torch.equal(red, other)
+    assert torch.equal(g.sample(8, seed=1), g.recipe.generate(g.G, g.recipe.noise(8, "cpu", torch.Generator().manual_seed(1)),
+                                                              encode_captions([SAMPLE_CAPTIONS[i] for i in range(8)],
+                                                                              g.info.extra["vocab"])))
+    assert (tmp_path / "r" / "plots" / "sample_captions.txt").read_text().startswith("0: " + SAMPLE_CAPTIONS[0])
+
+
+def test_resume_is_bit_identical(tmp_path):
+    ganforge.train("text2image", out=tmp_path / "a", progress=False, **SMALL, **TINY)
+    ganforge.train("text2image", out=tmp_path / "b", progress=False, stop_at=2, **SMALL, **TINY)
+    ganforge.resume(tmp_path / "b", progress=False)
+    a, b = (checkpoint.read(checkpoint.latest(tmp_path / r), with_state=False)[0] for r in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- the attribute classifier --------------------------------------------------------------------------------
+def test_attribute_classifier_reads_real_shapes_and_scores_only_mentioned_attributes():
+    model = load_attribute_classifier()
+    assert min(report()["test_accuracy"].values()) > 0.9
+    data, _ = resolve("shapes:captions:64", split="test", resolution=32)
+    x = data.x.float() / 127.5 - 1
+    wanted = [{k: a[k] for k in ("kind", "color", "background", "size", "position")} for a in data.attrs]
+    acc = attribute_accuracy(model, x, wanted)
+    assert acc["color"] > 0.9 and acc["background"] > 0.9 and acc["mean"] > 0.9
+    # asking for the wrong colour: accuracy on colour collapses; unmentioned attributes are not scored
+    swap = [{"color": "red" if a["color"] != "red" else "blue"} for a in data.attrs]
+    wrong = attribute_accuracy(model, x, swap)
+    assert set(wrong) == {"color", "mean", "all"} and wrong["color"] < 0.2
+    # 16x16 images (upsampled inside) still read
+    small = F.interpolate(x, size=(16, 16), mode="area")
+    assert attribute_accuracy(model, small, wanted)["color"] > 0.9
+    with pytest.raises(GanforgeError, match="one request per image"):
+        attribute_accuracy(model, x, wanted[:3])
