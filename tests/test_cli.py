@@ -111,3 +111,23 @@ def test_list(capsys):
 def test_module_entry_point_runs_without_traceback():
     r = subprocess.run([sys.executable, "-m", "ganforge", "train", "nope"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown recipe 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_export_is_self_contained(tmp_path, capsys):
+    import ganforge
+    assert run(capsys, "train", "cgan", "--out", str(tmp_path / "r"), "--quiet", "resolution=8", *TINY)[0] == 0
+    assert run(capsys, "export", str(tmp_path / "r"), "--out", str(tmp_path / "e"))[0] == 0
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["config.json", "weights.safetensors"]
+    shutil.move(str(tmp_path / "e"), str(tmp_path / "moved"))
+    a = ganforge.load(tmp_path / "r").sample(5, seed=2, labels=3)
+    b = ganforge.load(tmp_path / "moved").sample(5, seed=2, labels=3)
+    assert torch.equal(a, b)
+    code, _, err = run(capsys, "export", str(tmp_path / "r"), "--out", str(tmp_path / "moved"))
+    assert code == 2 and "not empty" in err
+
+
+def test_export_onnx(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    assert run(capsys, "train", "dcgan", "--out", str(tmp_path / "r"), "--quiet", "resolution=8", *TINY)[0] == 0
+    assert run(capsys, "export", str(tmp_path / "r"), "--out", str(tmp_path / "e"), "--onnx")[0] == 0
+    assert (tmp_path / "e" / "generator.onnx").stat().st_size > 1000
