@@ -1,7 +1,8 @@
-"""Metrics: pure math over features (stats) and the FID Inception-v3 extractor (inception).
+"""Metrics: pure math over features (stats), feature extractors (inception, digits, features) and the
+evaluation protocol (evaluate: `ganforge.evaluate`, `ganforge eval`).
 
-See stats.py and inception.py for the papers and equations. The digits evaluator lives in its own
-module (metrics.digits) and is imported where it is used.
+See stats.py, inception.py, digits.py and evaluate.py for the papers and equations. `evaluate` is
+imported lazily (it loads runs and data specs, which the pure math does not need).
 """
 from .inception import DEFAULT_URL, InceptionFID, extract, load_inception, preprocess, weights_sha256
 from .stats import (density_coverage, feature_stats, fid, fid_from_stats, inception_score, kid,
@@ -10,5 +11,16 @@ from .stats import (density_coverage, feature_stats, fid, fid_from_stats, incept
 __all__ = [
     "DEFAULT_URL", "InceptionFID", "extract", "load_inception", "preprocess", "weights_sha256",
     "density_coverage", "feature_stats", "fid", "fid_from_stats", "inception_score", "kid",
-    "mode_coverage", "precision_recall",
+    "mode_coverage", "precision_recall", "evaluate", "evaluate_nets", "load_extractor",
 ]
+
+
+def __getattr__(name):
+    # lazy: `from ganforge.metrics import evaluate` without importing the data and run loaders up front
+    if name in ("evaluate", "evaluate_nets"):
+        from . import evaluate as module
+        return getattr(module, name)
+    if name == "load_extractor":
+        from .features import load_extractor
+        return load_extractor
+    raise AttributeError(name)

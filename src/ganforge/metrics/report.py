@@ -1,0 +1,69 @@
+"""The table `ganforge eval` prints: protocol lines, then each number next to its floor and ceiling."""
+from __future__ import annotations
+
+import math
+
+ORDER = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "acc", "modes", "kl",
+         "high_quality", "reverse_kl")
+LABELS = {"fid": "FID", "kid": "KID", "is": "IS", "acc": "class accuracy", "kl": "modes KL (nats)",
+          "high_quality": "high quality", "reverse_kl": "reverse KL (nats)"}
+
+
+def _fmt(metrics: dict | None, key: str) -> str:
+    if not metrics or key not in metrics or metrics[key] is None:
+        return "-"
+    v = metrics[key]
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    if isinstance(v, str) or not math.isfinite(v):
+        return str(v)
+    text = f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+    std = metrics.get(f"{key}_std")
+    return f"{text} ± {std:.4f}" if std is not None else text
+
+
+def format_table(result: dict) -> str:
+    p, src = result["protocol"], result["source"]
+    what = src.get("path", src.get("kind"))
+    extra = ", ".join(str(src[k]) for k in ("recipe", "kind", "checkpoint") if src.get(k))
+    ref = p["reference"]
+    lines = [f"source:     {what} ({extra})",
+             f"reference:  {ref['spec']}, {ref['split']} split, {ref['num']} samples of shape "
+             f"{'x'.join(map(str, ref['shape']))}"
+             + ("" if ref.get("subset", "all").startswith("all") else f" ({ref['subset']})"),
+             f"generated:  {p['num_generated']} samples, seed {p['seed']}, {p.get('generated', '')}".rstrip(", ")]
+    for label, f in (("features:", p.get("features")), ("classifier:", p.get("classifier"))):
+        if f and (label == "features:" or f is not p.get("features")):
+            sha = (f.get("weights_sha256") or "")[:16]
+            lines.append(f"{label:11s} {f['extractor']}" + (f" (weights sha256 {sha}...)" if sha else "")
+                         + f"; {f['preprocessing']}")
+    lines.append(f"ganforge:   {p['ganforge_version']}")
+    points = result.get("reference_points") or {}
+    floor, ceiling = points.get("floor", {}), points.get("ceiling", {})
+    keys = [k for k in ORDER if k in result["metrics"]]
+    head = ["metric", "result"]
+    if points:
+        head += [f"floor (N={floor.get('num', '-')})", f"ceiling (N={ceiling.get('num', '-')})"]
+    rows = [head]
+    for k in keys:
+        row = [LABELS.get(k, k), _fmt(result["metrics"], k)]
+        if points:
+            row += [_fmt(floor.get("metrics"), k), _fmt(ceiling.get("metrics"), k)]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines.append("")
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    if "acc_real" in result["metrics"]:
+        lines.append(f"(the digits classifier scores {result['metrics']['acc_real']:.4f} on the real reference)")
+    if points:
+        lines.append("")
+        lines.append(f"floor:   {floor.get('what')}")
+        lines.append(f"ceiling: {ceiling.get('what')}")
+    for note in result.get("notes", []):
+        lines.append(f"note: {note}")
+    if result.get("path"):
+        lines.append(f"\nwritten: {result['path']}")
+    return "\n".join(lines)
