@@ -56,7 +56,7 @@ class StyleGANConfig(RecipeConfig):
     g_lr: float = 2e-3
     d_lr: float = 2e-3
     betas: tuple[float, ...] = (0.0, 0.99)
-    ema_decay: float = 0.999         # EMA of G per G update
+    ema_decay: float = 0.998         # EMA of G per G update: StyleGAN's half-life of 10k images at batch 32
     steps: int = 3000
     batch_size: int = 32
 
@@ -96,7 +96,8 @@ class StyleGAN(Recipe):
         "digits": {"data": "digits", "resolution": 32},
         "stylegan2-shapes": {"mode": "modulated", "pl_weight": 2.0},
         "folder256": {"data": "folder:images", "resolution": 256, "z_dim": 512, "w_dim": 512, "g_width": 32,
-                      "d_width": 32, "max_width": 512, "r1_gamma": 10.0, "batch_size": 16, "steps": 200_000},
+                      "d_width": 32, "max_width": 512, "r1_gamma": 10.0, "batch_size": 16, "steps": 200_000,
+                      "ema_decay": 0.999},
     }
 
     def __init__(self, cfg, info):
