@@ -41,8 +41,10 @@ class DCGAN(AdversarialRecipe):
     name = "dcgan"
     Config = DCGANConfig
     presets = {
-        "digits": {},
-        "digits32": {"resolution": 32, "steps": 3000},
+        # D masters the 1,437 digits quickly; half its learning rate keeps G's gradient informative
+        # (digit score 6.85 vs 5.89 at 1,500 steps, benchmarks in docs/dcgan.md)
+        "digits": {"d_lr": 1e-4},
+        "digits32": {"resolution": 32, "steps": 3000, "d_lr": 1e-4},
         "mnist": {"data": "mnist:data/mnist", "resolution": 32, "steps": 10000},
         "cifar10": {"data": "cifar10:data/cifar10", "resolution": 32, "batch_size": 128, "steps": 50000},
         "folder64": {"data": "folder:images", "resolution": 64, "steps": 20000},
