@@ -188,6 +188,12 @@ def _flat_all_reduce_mean(grads: list[Tensor], world_size: int) -> None:
             offset += g.numel()
 
 
+def _no_forward_buffer_sync() -> dict:
+    import inspect
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+
+
 class Replicas:
     """The nets as the phases see them: DDP-wrapped when world_size > 1, the nets themselves otherwise.
 
@@ -207,10 +213,11 @@ class Replicas:
                 self.nets[name] = net
                 continue
             # find_unused_parameters: a phase may leave some of a player's weights unused (inactive
-            # resolutions of a growing net, a head only one phase reads); broadcast_buffers=False: BatchNorm
-            # running statistics stay per rank (they only matter in eval mode; rank 0's are the saved ones)
+            # resolutions of a growing net, a head only one phase reads). Buffers are synced once at start, not
+            # at every forward: BatchNorm running statistics then stay per rank (they only matter in eval mode,
+            # and rank 0's are the ones saved), and a forward never waits for the other ranks
             ddp = _DDP(net, device_ids=[device.index] if device.type == "cuda" else None,
-                       broadcast_buffers=False, find_unused_parameters=True)
+                       find_unused_parameters=True, **_no_forward_buffer_sync())
             ddp.register_forward_pre_hook(lambda _m, _a, name=name: self._mark(name))
             self.nets[name] = ddp
 

@@ -62,7 +62,7 @@ def pick_precision(name: str, device: torch.device, conv: bool = True) -> tuple[
     if name != "auto":
         if name == "fp16" and device.type != "cuda":
             raise GanforgeError("precision=fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
-        return name, "asked for"
+        return name, f"precision={name}"
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return "bf16", "auto: the GPU supports bf16"
@@ -108,16 +108,26 @@ def pick_threads(device: torch.device, processes: int = 1) -> int:
 
 
 def fused_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The same Adam/AdamW/SGD with fused=True (one kernel over all parameters) where torch supports it;
-    any other optimizer, or one the recipe already tuned (foreach/fused/differentiable), is kept."""
-    if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
+    """Switch Adam/AdamW/SGD to their fused kernel (one pass over all parameters; a DCGAN Adam step took
+    5 ms instead of 25 ms on one CPU core) where torch has it for the parameters' device. Changed in place,
+    before the first step, so a recipe that keeps a reference to its optimizer (lr schedules) still holds it;
+    other optimizers, and ones the recipe tuned itself (foreach/fused/differentiable), are left alone."""
+    try:
+        from torch.optim.optimizer import _get_fused_kernels_supported_devices
+        devices = set(_get_fused_kernels_supported_devices())
+    except ImportError:    # an older/newer torch without the helper: the two devices fused kernels always had
+        devices = {"cuda", "cpu"}
+    if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD) or opt.state:
         return opt
     if any(g.get("fused") or g.get("foreach") or g.get("differentiable") for g in opt.param_groups):
         return opt
-    try:
-        return type(opt)([dict(g, fused=True) for g in opt.param_groups], **dict(opt.defaults, fused=True))
-    except (RuntimeError, ValueError, TypeError):   # a device or dtype the fused kernel does not cover
+    params = [p for g in opt.param_groups for p in g["params"]]
+    if not params or any(not p.is_floating_point() or p.device.type not in devices for p in params):
         return opt
+    for group in opt.param_groups:
+        group["fused"] = True
+    opt.defaults["fused"] = True
+    return opt
 
 
 class Trainer:
@@ -309,11 +319,18 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict:
-        cfg = self.cfg
-        log = RunLog(self.run_dir, resume_step=self.step)
+        try:
+            return self._fit(stop_at)
+        finally:
+            distributed.teardown(self.dist)
+
+    def _fit(self, stop_at: int | None) -> dict:
+        cfg, main = self.cfg, self.dist.is_main     # only rank 0 writes logs, samples and checkpoints
+        log = RunLog(self.run_dir, resume_step=self.step) if main else None
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
         bar = None
-        if self.progress:
+        if self.progress and main:
+            self._announce()
             from tqdm.auto import tqdm
             bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{self.recipe.name}", unit="step",
                        dynamic_ncols=True)
@@ -329,34 +346,42 @@ class Trainer:
                     bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == end:
                     dt = time.perf_counter() - t0
+                    means = distributed.mean_over_ranks({k: v / count for k, v in sums.items()}, self.dist)
                     row = {"step": self.step, "images_per_s": round((self.images - img0) / max(dt, 1e-9), 1),
-                           **{k: (v / count).item() for k, v in sums.items()}}
-                    log.write(row)
-                    self._check_finite(row)
+                           **{k: v.item() for k, v in means.items()}}
+                    if log is not None:
+                        log.write(row)
+                    self._check_finite(row)          # every rank sees the same averaged row: all stop together
                     if bar is not None:
                         bar.set_postfix({k.replace("/loss", ""): f"{v:.3f}" for k, v in row.items()
                                          if k.endswith("/loss")} | {"img/s": f"{row['images_per_s']:.0f}"})
                     sums, count, t0, img0 = {}, 0, time.perf_counter(), self.images
-                if self.step % cfg.sample_every == 0 or self.step == end:
+                if main and (self.step % cfg.sample_every == 0 or self.step == end):
                     last_sample = self.write_samples()
                 if self.step % cfg.checkpoint_every == 0 or self.step == end:
                     # never write a checkpoint whose losses since the last log went non-finite
-                    self._check_finite({k: v.item() for k, v in sums.items()})
+                    since = distributed.mean_over_ranks({k: v / max(count, 1) for k, v in sums.items()}, self.dist)
+                    self._check_finite({k: v.item() for k, v in since.items()})
                     self.save()
         except KeyboardInterrupt:
+            if self.dist.enabled:          # the other ranks may be anywhere: no collective checkpoint now
+                raise GanforgeError(f"interrupted at step {self.step}; continue from the last checkpoint with "
+                                    f"`torchrun ... -m ganforge resume {self.run_dir}`") from None
             path = self.save()
             raise GanforgeError(f"interrupted at step {self.step}; saved {path}. "
                                 f"Continue with `ganforge resume {self.run_dir}`") from None
         finally:
             if bar is not None:
                 bar.close()
-        plot = log.plot()
         summary = {"recipe": self.recipe.name, "step": self.step, "images": self.images,
                    "precision": self.precision, "device": str(self.device),
                    "seconds_this_session": round(time.perf_counter() - t_start, 2),
-                   "samples": str(last_sample) if last_sample else None,
-                   "loss_plot": str(plot) if plot else None,
-                   "checkpoint": str(checkpoint.latest(self.run_dir)),
-                   "last_log": log.history[-1] if log.history else {}}
+                   "samples": str(last_sample) if last_sample else None, "performance": self.describe()}
+        if log is None:     # the other ranks' view: the files are rank 0's
+            return {**summary, "rank": self.dist.rank, "loss_plot": None, "checkpoint": None, "last_log": {}}
+        plot = log.plot()
+        summary.update({"loss_plot": str(plot) if plot else None,
+                        "checkpoint": str(checkpoint.latest(self.run_dir)),
+                        "last_log": log.history[-1] if log.history else {}})
         checkpoint.write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
