@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
-from ..models.mlp import MLPGenerator
 from ..registry import RECIPES
 from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
 
@@ -80,6 +79,23 @@ def feature_matching(*, real_features: Tensor, fake_features: Tensor) -> Tensor:
     return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
 
 
+class BatchNormMLPGenerator(nn.Module):
+    """The paper's MNIST G: z -> [Linear, BatchNorm, Softplus] x 2 -> Linear -> tanh (images) / identity."""
+
+    def __init__(self, z_dim: int, out_shape, hidden: int, tanh: bool):
+        super().__init__()
+        self.out_shape, self.tanh = tuple(out_shape), tanh
+        d = 1
+        for s in out_shape:
+            d *= s
+        self.net = nn.Sequential(nn.Linear(z_dim, hidden), nn.BatchNorm1d(hidden), nn.Softplus(),
+                                 nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.Softplus(), nn.Linear(hidden, d))
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.net(z)
+        return (x.tanh() if self.tanh else x).view(z.shape[0], *self.out_shape)
+
+
 class NoisyMLPClassifier(nn.Module):
     """x -> K logits; Gaussian noise on the input and on every hidden output while training."""
 
@@ -124,7 +140,7 @@ class SSGAN(Recipe):
             raise GanforgeError(f"ssgan needs labelled data for its few labels; {info.spec!r} has no classes. "
                                 f"Use digits, mnist:DIR, cifar10:DIR or a folder with one sub-folder per class")
         return nn.ModuleDict({
-            "G": MLPGenerator(c.z_dim, info.shape, c.g_hidden, 2, tanh=info.kind == "image"),
+            "G": BatchNormMLPGenerator(c.z_dim, info.shape, c.g_hidden, tanh=info.kind == "image"),
             "D": NoisyMLPClassifier(info.shape, c.d_hidden, info.num_classes, c.input_noise, c.hidden_noise),
         })
 
