@@ -41,9 +41,9 @@ class StyleGANConfig(RecipeConfig):
     w_dim: int = 128                 # intermediate latent size (paper: 512)
     mapping_layers: int = 8          # depth of the mapping MLP (paper: 8)
     mapping_lr_mul: float = 0.01     # learning-rate multiplier of the mapping MLP (paper: 0.01)
-    g_width: int = 32                # channels at full resolution, doubling per halving
-    d_width: int = 32
-    max_width: int = 128             # channel cap (paper: 512)
+    g_width: int = 16                # channels at full resolution, doubling per halving
+    d_width: int = 16
+    max_width: int = 64              # channel cap (paper: 512); small so that a CPU trains 32 px in minutes
     style_mixing_prob: float = 0.9   # probability of a mixed minibatch (paper: 0.9)
     r1_gamma: float = 1.0            # R1 weight gamma (paper: 10 at 1024 px; small images want less); 0 = off
     r1_every: int = 16               # lazy R1 interval in steps (StyleGAN2: 16)
