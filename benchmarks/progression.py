@@ -10,7 +10,7 @@ fid:  trains dcgan, progan and stylegan on `digits` at 32x32 for the same number
       against the train split gives the floor an evaluator this small can show.
 
     python benchmarks/progression.py grid [--data shapes:32] [--images-per-phase 16000] [--final-steps 500]
-    python benchmarks/progression.py fid [--steps 600] [--batch-size 32] [--num 1437]
+    python benchmarks/progression.py fid [--steps 1500] [--batch-size 32] [--num 1437]
 Runs on one CPU thread unless --threads says otherwise; prints its numbers and the wall time of each run.
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main() -> None:
     p.add_argument("--images-per-phase", type=int, default=16_000)
     p.add_argument("--final-steps", type=int, default=500, help="extra steps at the full resolution")
     p.add_argument("--num", type=int, default=None, help="grid: columns (8); fid: generated images (1437)")
-    p.add_argument("--steps", type=int, default=600, help="fid: steps per recipe")
+    p.add_argument("--steps", type=int, default=1500, help="fid: steps per recipe")
     p.add_argument("--upscale", type=int, default=2)
     p.add_argument("--image", default=str(ROOT / "docs" / "images" / "progan_progression.png"), help="grid: PNG")
     p.add_argument("--seed", type=int, default=0)

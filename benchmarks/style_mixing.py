@@ -9,7 +9,7 @@ Trains `stylegan` on `shapes` at 32 px (or reuses --run), then writes
 and prints the training time and the pixel distance between style-mixed cells and their sources (how much of
 each picture moves when a band of styles comes from B).
 
-    python benchmarks/style_mixing.py [--steps 1200] [--batch-size 32] [--mode adain|modulated] [--run DIR]
+    python benchmarks/style_mixing.py [--steps 2000] [--batch-size 32] [--mode adain|modulated] [--run DIR]
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def main() -> None:
     p.add_argument("--run", help="an existing stylegan run to draw from (skips training)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "benchmarks"))
     p.add_argument("--data", default="shapes:32")
-    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--mode", default="adain")
     p.add_argument("--seed", type=int, default=0)

@@ -1,5 +1,6 @@
-"""`progan` - Progressive GAN, Karras et al. 2018 (arXiv:1710.10196): grow G and D from a low resolution to the
-target, each new block faded in (§2, Fig. 2).
+"""`progan` - Progressive GAN (Karras et al. 2018, arXiv:1710.10196): G and D grown from 4x4, blocks faded in.
+
+G and D grow from a low resolution to the target, each new block faded in (§2, Fig. 2).
 
 Schedule (§2, App. A): phases of `images_per_phase` images: stabilize at `start_resolution`, then for every
 doubling a fade-in (alpha rising linearly 0 -> 1 with the images shown) and a stabilize phase (alpha = 1).
