@@ -6,6 +6,9 @@ real handwritten `digits`). Pixels follow scikit-learn's `load_digits` (0..16, w
 stored the way the `digits` spec stores them (round(v / 16 * 255) as uint8), so the two domains share
 one value scale. The train split is N images (default 2,000) rendered from seed 0; the test split is
 N // 4 from seed 1, so the splits never share a draw.
+
+`Domain` brings any second image spec to the trained data's shape: the synthetic / source side of those two
+families (their configs name it: simgan's `synthetic`, dann's `source`).
 """
 from __future__ import annotations
 
