@@ -121,3 +121,9 @@ def test_user_source_must_be_labelled_images(tmp_path):
         ganforge.train("dann", out=tmp_path / "r", progress=False, **{**SMALL, "source": f"folder:{folder}"}, **TINY)
     with pytest.raises(GanforgeError, match="gamma"):
         make_config("dann", overrides={"gamma": 0})
+
+
+def test_architecture_options_size_the_nets():
+    nets = recipe_for(width=3, hidden=5)[0].build()
+    assert nets["F"].net[0].out_channels == 3 and nets["F"].dim == 48
+    assert nets["C"][0].out_features == 5 and nets["C"][-1].out_features == 10 and nets["Dom"][-1].out_features == 1

@@ -117,3 +117,9 @@ def test_bad_synthetic_spec_and_config_are_clear_errors(tmp_path):
         make_config("simgan", overrides={"reg_weight": -1})
     with pytest.raises(GanforgeError, match="not images"):
         ganforge.train("simgan", out=tmp_path / "r", progress=False, **{**SMALL, "synthetic": "toy:ring"}, **TINY)
+
+
+def test_architecture_options_size_the_nets():
+    nets = recipe_for(blocks=3, width=5, d_width=7)[0].build()
+    assert sum(type(m).__name__ == "_Block" for m in nets["G"].modules()) == 3
+    assert nets["G"].net[0].out_channels == 5 and nets["D"].body[0].out_channels == 7

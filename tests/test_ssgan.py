@@ -111,3 +111,9 @@ def test_needs_labelled_data_and_valid_config(tmp_path):
         make_config("ssgan", overrides={"labels_per_class": 0})
     with pytest.raises(GanforgeError, match="no classes"):
         ganforge.train("ssgan", data="shapes:captions:16", resolution=8, out=tmp_path / "r", progress=False, **SMALL, **TINY)
+
+
+def test_architecture_options_size_the_nets():
+    nets = recipe_for(d_hidden=(12, 6), g_hidden=9, z_dim=4)[0].build()
+    assert [l.out_features for l in nets["D"].layers] == [12, 6] and nets["D"].head.out_features == 10
+    assert nets["G"].net[0].in_features == 4 and nets["G"].net[0].out_features == 9

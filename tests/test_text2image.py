@@ -166,3 +166,11 @@ def test_attribute_classifier_reads_real_shapes_and_scores_only_mentioned_attrib
     assert attribute_accuracy(model, small, wanted)["color"] > 0.9
     with pytest.raises(GanforgeError, match="one request per image"):
         attribute_accuracy(model, x, wanted[:3])
+
+
+def test_architecture_options_size_the_nets():
+    nets = recipe_for(text_encoder="bag", embed_dim=5, text_dim=7, proj_dim=3, g_width=4, d_width=6)[0].build()
+    G, D = nets["G"], nets["D"]
+    assert G.text.kind == "bag" and G.text.embed.embedding_dim == 5 and G.text.out.out_features == 7
+    assert G.proj[0].out_features == 3 and D.proj[0].out_features == 3
+    assert D.body[0].out_channels == 6 and G.backbone.net[-2].in_channels == 4
