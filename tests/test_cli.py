@@ -131,3 +131,13 @@ def test_export_onnx(tmp_path, capsys):
     assert run(capsys, "train", "dcgan", "--out", str(tmp_path / "r"), "--quiet", "resolution=8", *TINY)[0] == 0
     assert run(capsys, "export", str(tmp_path / "r"), "--out", str(tmp_path / "e"), "--onnx")[0] == 0
     assert (tmp_path / "e" / "generator.onnx").stat().st_size > 1000
+
+
+def test_sample_text_for_text2image_runs(tmp_path, capsys):
+    from ganforge.api import _recipes
+    smoke = [f"{k}={v}" for k, v in _recipes()["text2image"].smoke.items()]
+    assert run(capsys, "train", "text2image", "--out", str(tmp_path / "t"), "--quiet", *TINY, *smoke)[0] == 0
+    code, out, _ = run(capsys, "sample", str(tmp_path / "t"), "-n", "4", "--text", "a small red circle")
+    assert code == 0 and out.strip().endswith("-text.png")
+    code, _, err = run(capsys, "sample", str(tmp_path / "t"), "--text", "x", "--label", "1")
+    assert code == 2 and "--text applies" in err

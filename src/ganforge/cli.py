@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="FILE")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, help="class to draw (conditional recipes)")
+    s.add_argument("--text", help="caption to draw (text2image runs)")
 
     from . import commands
     for module in commands.modules():
@@ -92,9 +93,11 @@ def _sample(a) -> int:
     from .training.callbacks import sample_suffix
 
     g = load(a.run)
+    if a.text is not None and (a.label is not None or not hasattr(g.recipe, "encode_text")):
+        raise GanforgeError("--text applies to text2image runs, and not together with --label")
     n = a.num or {"image": 64, "points": 2000}.get(g.info.kind, 1000)
-    x = g.sample(n, seed=a.seed, labels=a.label)
-    tag = f"-label{a.label}" if a.label is not None else ""
+    x = g.sample(n, seed=a.seed, labels=a.text if a.text is not None else a.label)
+    tag = f"-label{a.label}" if a.label is not None else ("-text" if a.text is not None else "")
     out = Path(a.out) if a.out else Path(a.run) / "samples" / f"sample-seed{a.seed}{tag}{sample_suffix(g.info.kind)}"
     print(g.save(x, out))
     return 0
