@@ -218,19 +218,27 @@ def bench_training(res: int, a, device: torch.device, peaks: dict, tmp: Path) ->
     trainer, data = ganforge_trainer(res, a.batch, a.device, a.precision, tmp / f"run{res}", a.extra)
     images = data.x.float().div(127.5).sub(1.0)            # the same digits, as float tensors in [-1, 1]
     ref = Reference(images, a.batch, device)
-    torch.set_num_threads(a.threads)                      # the trainer may have chosen a count: use ours for both
     step_ref, step_gf = ref.step, trainer.train_step
-    for _ in range(2):                                     # warm-up: allocator, oneDNN primitive caches
-        step_ref(), step_gf()
-    rates = {"ref": [], "ganforge": []}
+    loops = [("ref", step_ref, a.threads), ("ganforge", step_gf, a.threads)]
+    if a.default_threads != a.threads:        # also as a tutorial user runs it: torch's default thread count
+        loops.append(("ref_default", step_ref, a.default_threads))
+    for name, fn, threads in loops + loops:   # warm-up: allocator, oneDNN primitive caches, thread pools
+        torch.set_num_threads(threads)
+        fn()
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in loops}
     for r in range(a.rounds):
-        order = (("ref", step_ref), ("ganforge", step_gf))
-        for name, fn in (order if r % 2 == 0 else order[::-1]):
+        for name, fn, threads in (loops if r % 2 == 0 else loops[::-1]):
+            torch.set_num_threads(threads)
             rates[name].append(a.batch * a.steps / timed(fn, a.steps, device))
-    ratio = statistics.median(g / r for g, r in zip(rates["ganforge"], rates["ref"]))
+    torch.set_num_threads(a.threads)
+    per_round = lambda key: [g / r for g, r in zip(rates["ganforge"], rates[key])]   # noqa: E731
+    ratio = statistics.median(per_round("ref"))
     out = {"res": res, "precision": trainer.precision,
            "ref": statistics.median(rates["ref"]), "ganforge": statistics.median(rates["ganforge"]),
-           "ratio": ratio, "ratios": [g / r for g, r in zip(rates["ganforge"], rates["ref"])]}
+           "ratio": ratio, "ratios": per_round("ref")}
+    if "ref_default" in rates:
+        out["ref_default"] = statistics.median(rates["ref_default"])
+        out["ratio_default"] = statistics.median(per_round("ref_default"))
     out["flops_ref"], out["flops_gf"] = count_flops(step_ref), count_flops(step_gf)
     out["mem_ref"], how = peak_memory(step_ref, device)
     out["mem_gf"], _ = peak_memory(step_gf, device)
@@ -241,6 +249,9 @@ def bench_training(res: int, a, device: torch.device, peaks: dict, tmp: Path) ->
     print(f"  ganforge dcgan ({trainer.precision:4s})          : {out['ganforge']:8.1f} img/s")
     print(f"  speed-up ganforge / reference      : {ratio:8.2f}x  (per-round: "
           + ", ".join(f"{x:.2f}" for x in out["ratios"]) + ")")
+    if "ref_default" in out:
+        print(f"  reference at torch's default {a.default_threads} threads: {out['ref_default']:8.1f} img/s -> "
+              f"ganforge ({a.threads} thread{'s' * (a.threads > 1)}, its own choice) is {out['ratio_default']:.2f}x")
     peak = peaks["bf16"] if trainer.precision in ("bf16", "fp16") else peaks["fp32"]
     for name, flops, rate in (("reference", out["flops_ref"], out["ref"]), ("ganforge", out["flops_gf"], out["ganforge"])):
         achieved = flops * rate / a.batch
@@ -343,6 +354,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from ganforge.config import parse_overrides
     a.extra = parse_overrides(a.extra)
+    a.default_threads = torch.get_num_threads()      # what a script that never sets it runs with
     device = torch.device(a.device)
     if a.threads <= 0:
         try:
@@ -369,10 +381,12 @@ def main(argv=None) -> int:
             results.append(bench_training(res, a, device, peaks, Path(tmp)))
     if not a.skip_features:
         bench_features(a, device, a.res[0])
-    print("\n| resolution | reference img/s (fp32) | ganforge img/s | precision | speed-up |")
-    print("|---|---|---|---|---|")
+    print(f"\n| resolution | reference img/s (fp32, {a.threads} thr.) | ganforge img/s | precision | speed-up |"
+          + (f" reference at default {a.default_threads} thr. | speed-up vs that |" if "ref_default" in results[0] else ""))
+    print("|---|---|---|---|---|" + ("---|---|" if "ref_default" in results[0] else ""))
     for r in results:
-        print(f"| {r['res']}x{r['res']} | {r['ref']:.1f} | {r['ganforge']:.1f} | {r['precision']} | {r['ratio']:.2f}x |")
+        print(f"| {r['res']}x{r['res']} | {r['ref']:.1f} | {r['ganforge']:.1f} | {r['precision']} | {r['ratio']:.2f}x |"
+              + (f" {r['ref_default']:.1f} | {r['ratio_default']:.2f}x |" if "ref_default" in r else ""))
     return 0
 
 

@@ -92,8 +92,26 @@ WORKER = textwrap.dedent(r'''
     out["logs"] = {k: float(v) for k, v in D.mean_over_ranks({"a": torch.tensor(float(r))}, env).items()}
     out["gathered"] = D.gather_state({"rank": r}, env)
     out["any"] = [D.any_rank(r == 1, env), D.any_rank(False, env)]
+
+    # 3. training under DDP (the Trainers use this process's group): stopped at step 2 and resumed == straight
+    import ganforge
+    from safetensors.torch import load_file
+    d = sys.argv[1]
+    kw = dict(resolution=8, batch_size=8, steps=4, sample_every=2, checkpoint_every=2, log_every=1,
+              num_samples=8, g_width=8, d_width=8, precision="fp32")
+    straight = ganforge.train("dcgan", out=f"{d}/straight", progress=False, **kw)
+    ganforge.train("dcgan", out=f"{d}/split", progress=False, stop_at=2, **kw)
+    ganforge.resume(f"{d}/split", progress=False)
+    out["performance"] = straight["performance"]
+    out["images"] = straight["images"]
+    if r == 0:
+        a = load_file(f"{d}/straight/checkpoints/step-000004/weights.safetensors")
+        b = load_file(f"{d}/split/checkpoints/step-000004/weights.safetensors")
+        out["resume_identical"] = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        st = torch.load(f"{d}/straight/checkpoints/step-000004/state.pt", weights_only=True)
+        out["saved_ranks"] = 1 + len(st["ranks"])
     D.teardown(env)
-    with open(sys.argv[1] + f"/rank{r}.json", "w") as f:
+    with open(d + f"/rank{r}.json", "w") as f:
         json.dump(out, f)
 ''')
 
@@ -115,8 +133,7 @@ def _launch(tmp_path: Path, world: int = 2) -> list[dict]:
         procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = [p.communicate(timeout=120)[0] for p in procs]
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log
+    assert all(p.returncode == 0 for p in procs), "\n".join(f"--- rank {r}:\n{log}" for r, log in enumerate(logs))
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
 
 
@@ -171,6 +188,32 @@ def test_phase_gradients_are_rank_means(ranks, phase):
         assert _close(got, mean)
     # the ranks really saw different data
     assert any(not _close(l0, l1) for l0, l1 in zip(ranks[0][f"local_{phase}"], ranks[1][f"local_{phase}"]))
+
+
+def test_ddp_training_resumes_bit_identically_and_rank0_writes(ranks, tmp_path_factory):
+    perf = ranks[0]["performance"]
+    assert perf["world_size"] == 2 and perf["effective_batch_size"] == 16 == 2 * perf["batch_size_per_process"]
+    assert ranks[0]["images"] == 4 * 16                      # images counted over both processes
+    assert ranks[0]["resume_identical"] is True
+    assert ranks[0]["saved_ranks"] == 2                      # rank 1's RNG and data position are in the checkpoint
+
+
+def test_torchrun_cli(tmp_path):
+    """`torchrun --nproc_per_node=2 -m ganforge train ...` end to end: one run directory, written once."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "ganforge", "train", "dcgan", "--steps", "2", "--out", str(out),
+           "--quiet", "resolution=8", "batch_size=4", "g_width=8", "d_width=8", "sample_every=2",
+           "checkpoint_every=2", "log_every=1", "num_samples=4"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]                # written by one process only
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["performance"]["effective_batch_size"] == 8 and summary["images"] == 16
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-000002"
+    assert sorted(x.name for x in (out / "samples").iterdir()) == ["step-000002.png"]
 
 
 def test_batches_shards_are_disjoint_and_cover_the_epoch():

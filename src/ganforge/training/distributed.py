@@ -16,6 +16,7 @@ Only rank 0 writes files; `gather_state` collects each rank's RNG and data posit
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -89,15 +90,24 @@ def setup(device: torch.device) -> tuple[DistEnv, torch.device]:
     if owns:
         # a generous timeout: rank 0 alone writes samples/checkpoints while the others wait at the next collective
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+        # one group per process, left at exit: later Trainers in the same process (train, then resume) reuse
+        # it, because re-creating a group on the same MASTER_PORT can deadlock the rendezvous
+        atexit.register(_destroy)
     elif dist.get_world_size() != world:
         raise GanforgeError(f"a process group of size {dist.get_world_size()} already exists, "
                             f"but WORLD_SIZE={world}")
     return DistEnv(rank, world, local, dist.get_backend(), owns), device
 
 
-def teardown(env: DistEnv) -> None:
-    if env.owns_group and dist.is_initialized():
+def _destroy() -> None:
+    if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def teardown(env: DistEnv) -> None:
+    """Leave the group now (normally left at exit); only the process that created it."""
+    if env.owns_group:
+        _destroy()
 
 
 def barrier(env: DistEnv) -> None:
@@ -106,6 +116,22 @@ def barrier(env: DistEnv) -> None:
 
 
 # -- synchronized BatchNorm -------------------------------------------------------------------------------
+class _AllReduceSum(torch.autograd.Function):
+    """y = sum over ranks of x; every rank's loss depends on every x_r, so dL/dx_r = sum over ranks of dL/dy."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        y = x.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)
+        return grad
+
+
 class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are those of the union batch over all processes.
 
@@ -122,12 +148,10 @@ class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         c, dims = x.shape[1], [0] + list(range(2, x.dim()))
         xf = x.float()
         local = torch.cat([xf.sum(dims), (xf * xf).sum(dims), xf.new_full((1,), xf.numel() / c)])
-        total = all_reduce(local)                       # differentiable: backward all-reduces the gradient
+        total = _AllReduceSum.apply(local)              # differentiable: backward all-reduces the gradient
         n = total[-1]
         mean = total[:c] / n
         var = (total[c:2 * c] / n - mean * mean).clamp_min(0.0)

@@ -171,6 +171,13 @@ class Trainer:
         self.fixed_z = recipe.noise(cfg.num_samples, "cpu", generator=g).to(self.device)
         labels = recipe.sample_labels(cfg.num_samples)
         self.fixed_labels = labels.to(self.device) if labels is not None else None
+        # api.train/resume check the run directory, build the Trainer, then write config.json on every rank.
+        # Barrier 1: every rank has checked before rank 0 writes. Barrier 2 (the other ranks here, rank 0 at
+        # the start of fit): the other ranks' identical writes come after rank 0's, never racing its tmp file
+        distributed.barrier(self.dist)
+        self._hold_others = self.dist.enabled and self.dist.is_main      # released at the start of fit()
+        if self.dist.enabled and not self.dist.is_main:
+            distributed.barrier(self.dist)
 
     @property
     def effective_batch_size(self) -> int:
@@ -208,14 +215,16 @@ class Trainer:
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0; under torchrun every rank must call it: it gathers their RNG/data state)."""
         ranks = distributed.gather_state(self._local_state(), self.dist)
-        if not self.dist.is_main:
-            return None
-        state = {"step": self.step, "images": self.images,
-                 "optimizers": {p: o.state_dict() for p, o in self.opts.items()},
-                 "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
-                 "recipe": self.recipe.state_dict(), **ranks[0], "ranks": ranks[1:]}
-        meta = {"recipe": self.recipe.name, "ganforge_version": __version__}
-        return checkpoint.save(self.run_dir, self.step, self.weights(), state, meta)
+        path = None
+        if self.dist.is_main:
+            state = {"step": self.step, "images": self.images,
+                     "optimizers": {p: o.state_dict() for p, o in self.opts.items()},
+                     "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
+                     "recipe": self.recipe.state_dict(), **ranks[0], "ranks": ranks[1:]}
+            meta = {"recipe": self.recipe.name, "ganforge_version": __version__}
+            path = checkpoint.save(self.run_dir, self.step, self.weights(), state, meta)
+        distributed.barrier(self.dist)       # no rank goes on (e.g. to resume) before the checkpoint exists
+        return path
 
     def load(self, path: Path) -> None:
         weights, state, meta = checkpoint.read(path)
@@ -319,13 +328,10 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict:
-        try:
-            return self._fit(stop_at)
-        finally:
-            distributed.teardown(self.dist)
-
-    def _fit(self, stop_at: int | None) -> dict:
         cfg, main = self.cfg, self.dist.is_main     # only rank 0 writes logs, samples and checkpoints
+        if self._hold_others:
+            self._hold_others = False
+            distributed.barrier(self.dist)
         log = RunLog(self.run_dir, resume_step=self.step) if main else None
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
         bar = None
