@@ -225,3 +225,18 @@ def test_effective_batch_size_is_printed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "effective batch size 8" in out and "channels_last" in out and t.precision in out
     assert t.describe()["effective_batch_size"] == 8 and t.describe()["world_size"] == 1
+
+
+def test_only_small_plain_data_sets_move_to_the_device():
+    from ganforge.data.base import Data
+
+    class Paired(Data):
+        pass
+
+    x = torch.zeros(10, 1, 4, 4, dtype=torch.uint8)
+    plain = T.data_on_device(Data(x, torch.arange(10)), torch.device("cpu"))
+    assert type(plain) is Data and torch.equal(plain.x, x) and plain.y.tolist() == list(range(10))
+    sub = Paired(x)
+    assert T.data_on_device(sub, torch.device("cpu")) is sub                  # may batch other host tensors
+    big = Data(x)
+    assert T.data_on_device(big, torch.device("cpu"), limit_bytes=100) is big  # 160 bytes > limit

@@ -130,6 +130,16 @@ def fused_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     return opt
 
 
+def data_on_device(data: Data, device: torch.device, limit_bytes: int = 2 << 30) -> Data:
+    """A plain in-memory data set (uint8 images or float rows) under `limit_bytes` moved to the GPU once, so
+    each batch is an index and a decode on the device instead of a host-to-device copy. Data subclasses,
+    which may assemble batches from other host tensors, stay where they are."""
+    size = data.x.nbytes + (data.y.nbytes if data.y is not None else 0)
+    if type(data) is not Data or size > limit_bytes:
+        return data
+    return Data(data.x.to(device), data.y.to(device) if data.y is not None else None, data.skipped)
+
+
 class Trainer:
     def __init__(self, recipe: Recipe, data: Data, run_dir: Path, progress: bool = True):
         cfg = recipe.cfg
@@ -156,6 +166,9 @@ class Trainer:
                      for p, nets in recipe.players.items()}
         fp16 = self.precision == "fp16"
         self.scalers = {p: torch.amp.GradScaler("cuda", enabled=fp16) for p in recipe.players}
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = bool(conv)   # fixed shapes: let cuDNN time its algorithms once
+            data = data_on_device(data, self.device)
         self.batches = Batches(data, cfg.batch_size, cfg.seed, self.device, self.dist.rank, self.dist.world_size)
         self.data = data
         self.replicas = distributed.Replicas(self.nets, self.dist, self.device)
@@ -312,7 +325,7 @@ class Trainer:
         G.eval()   # eval: BatchNorm uses running statistics, and sampling changes no state (exact resume)
         x = self.recipe.generate(G, self.fixed_z, self.fixed_labels)
         G.train(was)
-        real = self.data.x[: 2000].float() if self.recipe.info.kind == "points" else None
+        real = self.data.x[: 2000].float().cpu() if self.recipe.info.kind == "points" else None
         path = self.run_dir / "samples" / f"step-{self.step:06d}{sample_suffix(self.recipe.info.kind)}"
         write_samples(x.float(), self.recipe.info, path, real=real)
         self.recipe.visualize(self.nets, self.run_dir / "plots", self.step)
