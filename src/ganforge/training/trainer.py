@@ -1,6 +1,6 @@
 """THE training loop (DESIGN §3): the only place that calls zero_grad(), backward() and step().
 
-Each iteration runs the recipe's phases in order. A phase enables gradients only for its player's nets,
+Each iteration runs the recipe's phases in order. A phase computes gradients only for its player's weights,
 asks its loss function for {"loss": ..., logs...} under the chosen precision, and steps that player's
 optimizer; `repeat` draws a fresh batch for every update, `every` skips steps (lazy regularization).
 All randomness flows from the global torch RNG (saved in checkpoints) or from explicit seeded generators
@@ -161,6 +161,14 @@ class Trainer:
         self.channels_last = bool(conv)
         for name in conv:
             self.nets[name].to(memory_format=torch.channels_last)
+        # Every player's nets keep requires_grad on, and each phase's backward computes gradients for its
+        # player's weights only (backward(inputs=...)): the others' weight gradients are never computed, as
+        # with requires_grad toggling, but a graph built in one phase can serve the next (the G step may
+        # reuse the D step's fake through ctx.shared instead of running G again)
+        trainable = {n for names in recipe.players.values() for n in names}
+        for name, net in self.nets.items():
+            net.requires_grad_(name in trainable)
+        self.params = {p: [q for n in names for q in self.nets[n].parameters()] for p, names in recipe.players.items()}
         self.ema = EMA(self.nets[recipe.ema], cfg.ema_decay) if recipe.ema and cfg.ema_decay > 0 else None
         self.opts = {p: fused_optimizer(recipe.optimizer(p, [q for n in nets for q in self.nets[n].parameters()]))
                      for p, nets in recipe.players.items()}
@@ -281,10 +289,7 @@ class Trainer:
     def _player(self, player: str) -> tuple[str, ...]:
         if player not in self.recipe.players:
             raise KeyError(f"phase player {player!r} is not one of {list(self.recipe.players)}")
-        names = self.recipe.players[player]
-        for name, net in self.nets.items():
-            net.requires_grad_(name in names)
-        return names
+        return self.recipe.players[player]
 
     def train_step(self) -> dict[str, torch.Tensor]:
         logs: dict[str, torch.Tensor] = {}
@@ -301,7 +306,9 @@ class Trainer:
                     with self.autocast():
                         out = phase.loss(self.phase_nets, ctx)
                     opt.zero_grad(set_to_none=True)
-                    scaler.scale(out["loss"].float()).backward()
+                    # only the player's weights get gradients; the other nets' graphs are only passed through
+                    scaler.scale(out["loss"].float()).backward(
+                        inputs=[q for q in self.params[phase.player] if q.requires_grad])
                 self.replicas.finish(names)      # average gradients over processes (torchrun)
                 scaler.step(opt)
                 scaler.update()
