@@ -207,6 +207,8 @@ def test_shapeswap_scores_oracle_identity_and_recoloured():
     assert identity["l1"] > 0
     swapped = S.shapeswap_scores(to_f(b).flip(1), attrs)     # RGB -> BGR: colours change, shapes do not
     assert swapped["color_acc"] < 0.7 and swapped["background_acc"] < 0.7
+    noise = S.shapeswap_scores(torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1, attrs)
+    assert noise["kind_acc"] < 0.1 and noise["color_acc"] < 0.3   # noise is not a square
 
 
 def test_shapeswap_task_names():

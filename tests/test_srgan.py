@@ -112,6 +112,23 @@ def test_architecture_options():
     assert nets["G"].head[0].out_channels == 6 and nets["D"].features[0].out_channels == 5
 
 
+def test_residual_generator_starts_from_bicubic_and_learns_a_correction():
+    recipe, data = recipe_for(residual=True)
+    nets = recipe.build()
+    lr, hr = recipe.pair(ctx_for(data))
+    assert torch.equal(nets["G"](lr), bicubic_up(lr, 4))
+    with torch.no_grad():
+        nets["G"].G.tail[0].bias.fill_(5.0)
+    assert nets["G"](lr).max() > 1 and nets["G"].eval()(lr).max() == 1     # clamped to [-1, 1] in eval mode
+    nets["G"].G.tail[0].bias.data.zero_()
+    nets["G"].train()
+    plain = recipe_for()[0].build()["G"]
+    assert not torch.allclose(plain(lr), bicubic_up(lr, 4), atol=0.05)
+    out = recipe.mse_loss(nets, ctx_for(data))
+    out["loss"].backward()
+    assert nets["G"].G.tail[0].weight.grad.abs().sum() > 0     # the zero-initialised conv still learns
+
+
 def test_resume_is_bit_identical_across_the_pretraining_boundary(tmp_path):
     kw = {**TINY, "sample_every": 3, "pretrain_steps": 1}
     ganforge.train("srgan", out=tmp_path / "a", progress=False, **kw)

@@ -162,10 +162,10 @@ class Pix2Pix(TranslationRecipe):
     ema = "G"
     smoke = {"resolution": 8, "g_width": 4, "d_width": 4}
     presets = {
-        "edges2photo": {"data": "photos:edges2photo", "resolution": 32, "batch_size": 16, "g_width": 32,
-                        "d_width": 32, "steps": 1500, "sample_every": 250},
-        "gray2color": {"data": "photos:gray2color", "resolution": 32, "batch_size": 16, "g_width": 32,
-                       "d_width": 32, "steps": 1500, "sample_every": 250},
+        "edges2photo": {"data": "photos:edges2photo", "resolution": 32, "batch_size": 16, "g_width": 16,
+                        "d_width": 16, "steps": 800, "sample_every": 200},
+        "gray2color": {"data": "photos:gray2color", "resolution": 32, "batch_size": 16, "g_width": 16,
+                       "d_width": 16, "steps": 800, "sample_every": 200},
         "facades": {"data": "paired:data/facades", "direction": "BtoA", "resolution": 256, "steps": 80000,
                     "sample_every": 2000, "checkpoint_every": 5000},
     }

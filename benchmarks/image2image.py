@@ -1,0 +1,187 @@
+"""Image-to-image results on held-out data, sized for a CPU: pix2pix's ablation, colourisation, x4
+super-resolution against bicubic, and CycleGAN's circles -> squares criterion.
+
+- pix2pix (Isola 2017, Table 1's ablation): L1 alone, cGAN alone, L1 + cGAN on `photos:gray2color`
+  (colourisation, the paper's Sec. 4.5), next to the grey input itself; and L1 + cGAN on
+  `photos:edges2photo`. Scored on the test split: the 32x32 tiles of the two held-out photos (chelsea,
+  flower; never cropped for training). L1 in [-1, 1] units, PSNR (dB, data range 2) and SSIM (Wang 2004,
+  11x11 Gaussian window) per tile, averaged; colourfulness (Hasler & Suesstrunk 2003) shows how much
+  colour G dares (L1 alone gives washed-out colours, the paper's Fig. 7). G runs in eval mode with its
+  test-time dropout on, seeded.
+- Super-resolution x4 (Ledig 2017): one srgan run: its checkpoint at the end of MSE pretraining is the
+  SRResNet, its last checkpoint the SRGAN (perceptual with the offline random feature net + 1e-3 adversarial).
+  Scored on the two held-out photos, whole, at the training photos' scale (short side 256 px): LR made by
+  antialiased bicubic x1/4, PSNR/SSIM on RGB with `scale` pixels cropped at each border, against bicubic
+  upsampling of the same LR.
+- CycleGAN (Zhu 2017) on shapeswap:circles2squares: 256 held-out circles translated by G_ab, scored against
+  the same attributes drawn as squares (data.specs_image2image.shapeswap_scores): kind_acc (nearer the
+  true square than the source circle), colour / background kept, L1; the identity map as the baseline.
+
+    python benchmarks/image2image.py                       # everything (about 25 minutes on 2 busy cores)
+    python benchmarks/image2image.py --only sr,cyclegan --steps-scale 0.5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+import ganforge
+from ganforge.data import resolve
+from ganforge.data.specs_image2image import (load_photos, photo_short_side, scale_photo, shapeswap_scores,
+                                             shapeswap_test_set)
+from ganforge.metrics.image_quality import l1, psnr, ssim
+from ganforge.recipes.srgan import bicubic_down, bicubic_up
+from ganforge.viz import save_grid
+
+SECTIONS = ("pix2pix", "sr", "cyclegan")
+QUIET = {"sample_every": 10 ** 9, "checkpoint_every": 10 ** 9, "log_every": 100}
+
+
+def scores(fake: torch.Tensor, real: torch.Tensor, crop: int = 0) -> dict[str, float]:
+    if crop:
+        fake, real = fake[..., crop:-crop, crop:-crop], real[..., crop:-crop, crop:-crop]
+    return {"L1": l1(fake, real).item(), "PSNR": psnr(fake, real).item(), "SSIM": ssim(fake, real).item()}
+
+
+@torch.no_grad()
+def translate(G, x: torch.Tensor) -> torch.Tensor:
+    G.eval()
+    torch.manual_seed(0)   # pix2pix's test-time dropout
+    return torch.cat([G(b) for b in x.split(64)])
+
+
+def train(recipe: str, preset: str, out: Path, **kw) -> tuple[Path, float]:
+    """Train into out/runs/<name> (replacing this script's run of an earlier invocation)."""
+    run = out.parent / "runs" / out.name
+    shutil.rmtree(run, ignore_errors=True)
+    t = time.perf_counter()
+    ganforge.train(recipe, preset=preset, out=run, progress=False, **{**QUIET, **kw})
+    return run, time.perf_counter() - t
+
+
+def show(x: torch.Tensor) -> torch.Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def colourfulness(x: torch.Tensor) -> float:
+    """Hasler & Suesstrunk 2003's colourfulness M (0 for grey, ~100 for very colourful), mean per image."""
+    r, g, b = ((x.clamp(-1, 1) + 1) * 127.5).unbind(1)
+    rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+    m = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False)).sqrt() + 0.3 * (rg.mean(1) ** 2 + yb.mean(1) ** 2).sqrt()
+    return m.mean().item()
+
+
+def pix2pix(out: Path, steps: int) -> dict:
+    results, fakes = {}, {}
+    test, _ = resolve("photos:gray2color", split="test", resolution=32)
+    batch = test.batch(torch.arange(len(test)))
+    grey = show(batch["cond"])
+    results["gray2color: grey input as is"] = {**scores(grey, batch["real"]), "colourfulness": colourfulness(grey)}
+    for variant, kw in (("L1", {"gan_weight": 0.0}), ("cGAN", {"lambda_l1": 0.0}), ("L1+cGAN", {})):
+        run, secs = train("pix2pix", "gray2color", out / f"pix2pix-gray2color-{variant}", steps=steps, **kw)
+        fakes[variant] = fake = translate(ganforge.load(run).G, batch["cond"])
+        results[f"gray2color {variant}"] = {**scores(fake, batch["real"]), "colourfulness": colourfulness(fake),
+                                            "seconds": round(secs)}
+    results["gray2color: true colour photo"] = {"colourfulness": colourfulness(batch["real"])}
+    pick = torch.arange(0, len(test), max(1, len(test) // 8))[:8]
+    grid = [grey[pick]] + [f[pick] for f in fakes.values()] + [batch["real"][pick]]
+    save_grid(torch.stack(grid, 1).flatten(0, 1), out / "pix2pix-gray2color.png", nrow=len(grid), upscale=3)
+
+    test, _ = resolve("photos:edges2photo", split="test", resolution=32)
+    batch = test.batch(torch.arange(len(test)))
+    run, secs = train("pix2pix", "edges2photo", out / "pix2pix-edges2photo", steps=steps)
+    fake = translate(ganforge.load(run).G, batch["cond"])
+    results["edges2photo L1+cGAN"] = {**scores(fake, batch["real"]), "seconds": round(secs)}
+    grid = [show(batch["cond"][pick]), fake[pick], batch["real"][pick]]
+    save_grid(torch.stack(grid, 1).flatten(0, 1), out / "pix2pix-edges2photo.png", nrow=3, upscale=3)
+    return results
+
+
+def held_out_photos(scale: int, resolution: int = 32) -> list[tuple[str, torch.Tensor]]:
+    """The held-out photos at the training photos' scale, cropped to a multiple of `scale`, in [-1, 1]."""
+    out = []
+    for name, photo in load_photos("test"):
+        hr = scale_photo(photo, photo_short_side(resolution))
+        h, w = (s - s % scale for s in hr.shape[-2:])
+        out.append((name, hr[None, :, :h, :w].float() / 127.5 - 1))
+    return out
+
+
+def super_resolution(out: Path, steps: int) -> dict:
+    pretrain = steps * 3 // 4
+    run, secs = train("srgan", "sr4", out / "srgan", steps=steps, pretrain_steps=pretrain,
+                      checkpoint_every=pretrain)
+    models = {"SRResNet (MSE)": run / "checkpoints" / f"step-{pretrain:06d}", "SRGAN": run}
+    results = {}
+    per_photo = {"bicubic": [], **{m: [] for m in models}}
+    panels = []
+    for name, hr in held_out_photos(4, resolution=64):
+        lr = bicubic_down(hr, 4)
+        outs = {"bicubic": bicubic_up(lr, 4)}
+        for m, path in models.items():
+            with torch.no_grad():
+                outs[m] = ganforge.load(path).G(lr).clamp(-1, 1)
+        for m, sr in outs.items():
+            per_photo[m].append({"photo": name, **scores(sr, hr, crop=4)})
+        panels.append(torch.cat([outs["bicubic"], outs["SRResNet (MSE)"], outs["SRGAN"], hr], -1))
+    for m, rows in per_photo.items():
+        results[f"x4 {m}"] = {k: sum(r[k] for r in rows) / len(rows) for k in ("L1", "PSNR", "SSIM")}
+        results[f"x4 {m}"]["per_photo"] = rows
+    results["x4 SRGAN"]["seconds"] = round(secs)
+    save_grid(torch.cat([p[..., :128, :] for p in panels]), out / "sr-x4.png", nrow=1, upscale=1)
+    return results
+
+
+def cyclegan(out: Path, steps: int) -> dict:
+    a, b, attrs = shapeswap_test_set("circles2squares", 32, n=256)
+    x, y = a.float() / 127.5 - 1, b.float() / 127.5 - 1
+    results = {"identity map (baseline)": shapeswap_scores(x, attrs),
+               "true squares (ceiling)": shapeswap_scores(y, attrs)}
+    run, secs = train("cyclegan", "circles2squares", out / "cyclegan", steps=steps)
+    fake = translate(ganforge.load(run).G, x)
+    results["CycleGAN G_ab"] = {**shapeswap_scores(fake, attrs), "seconds": round(secs)}
+    save_grid(torch.stack([x[:10], fake[:10], y[:10]], 1).flatten(0, 1), out / "cyclegan-circles2squares.png",
+              nrow=3, upscale=3)
+    return results
+
+
+def table(results: dict) -> str:
+    keys = sorted({k for r in results.values() for k in r if k not in ("per_photo", "seconds")},
+                  key=["L1", "PSNR", "SSIM", "colourfulness", "kind_acc", "color_acc", "background_acc", "l1"].index)
+    lines = ["| | " + " | ".join(keys) + " | train s |", "|---" * (len(keys) + 2) + "|"]
+    for name, r in results.items():
+        cells = [f"{r[k]:.3f}" if k in r else "" for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r.get('seconds', '')} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
+    p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every run's steps by this")
+    p.add_argument("--out", default="runs/bench-image2image")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = {"pix2pix": 800, "sr": 400, "cyclegan": 1000}
+    run = {"pix2pix": pix2pix, "sr": super_resolution, "cyclegan": cyclegan}
+    everything = {}
+    for section in a.only.split(","):
+        n = max(3, round(steps[section] * a.steps_scale))
+        t = time.perf_counter()
+        res = run[section](out, n)
+        print(f"\n## {section} ({n} steps per run, {time.perf_counter() - t:.0f} s)\n\n{table(res)}", flush=True)
+        everything[section] = {"steps": n, "results": res}
+    (out / "results.json").write_text(json.dumps(everything, indent=2))
+    print(f"\nresults: {out / 'results.json'}; example images: {out}/*.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
