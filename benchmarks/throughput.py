@@ -8,6 +8,9 @@ digits upsampled to the resolution) through its Trainer with its defaults (preci
 the same number of threads (printed), interleaved round by round (ABBA order) so that other processes on a
 shared machine slow both alike; the speed-up is the median of the per-round ratios.
 
+When torch's default thread count differs from the one used (ganforge leaves cores that other processes
+keep busy), the reference is also timed at torch's default, as a tutorial script runs it.
+
 Also printed: FLOPs per step (torch.utils.flop_counter) and the achieved FLOP/s against a measured matmul
 peak (bf16 and fp32, same threads); peak memory per training step (CPU: peak RSS above the resident set,
 reset through /proc/self/clear_refs; GPU: torch.cuda.max_memory_allocated); sampling throughput; and the
@@ -166,19 +169,21 @@ def peak_memory(fn, device: torch.device) -> tuple[float, str]:
         return float("nan"), "unavailable"
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, n: int, reps: int = 5) -> float:
-    """Best FLOP/s of an n x n x n matmul (2 n^3 FLOPs)."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        sync(device)
-        t = time.perf_counter()
+def matmul_peak(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...], reps: int = 7) -> float:
+    """Best FLOP/s of n x n x n matmuls (2 n^3 FLOPs) over a few sizes: on a CPU the best size is the one
+    whose operands fit the caches (512 here), on a GPU the largest."""
+    best_rate = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+        for _ in range(reps):
+            sync(device)
+            t = time.perf_counter()
+            a @ b
+            sync(device)
+            best_rate = max(best_rate, 2 * n ** 3 / (time.perf_counter() - t))
+    return best_rate
 
 
 def count_flops(fn) -> int:
@@ -252,14 +257,12 @@ def bench_training(res: int, a, device: torch.device, peaks: dict, tmp: Path) ->
     if "ref_default" in out:
         print(f"  reference at torch's default {a.default_threads} threads: {out['ref_default']:8.1f} img/s -> "
               f"ganforge ({a.threads} thread{'s' * (a.threads > 1)}, its own choice) is {out['ratio_default']:.2f}x")
-    peak = peaks["bf16"] if trainer.precision in ("bf16", "fp16") else peaks["fp32"]
     for name, flops, rate in (("reference", out["flops_ref"], out["ref"]), ("ganforge", out["flops_gf"], out["ganforge"])):
         achieved = flops * rate / a.batch
         print(f"  {name:9s}: {flops / 1e9:6.2f} GFLOP/step, achieved {fmt_flops(achieved)} = "
               f"{100 * achieved / peaks['bf16']:.0f}% of the bf16 matmul peak, "
               f"{100 * achieved / peaks['fp32']:.0f}% of fp32")
     print(f"  peak memory per step ({how}): reference {out['mem_ref']:.0f} MiB, ganforge {out['mem_gf']:.0f} MiB")
-    out["peak_used"] = peak
 
     # sampling: the trained-model path (eval mode, no grad), fp32 and the trainer's precision
     G = trainer.sampler().eval()
@@ -371,9 +374,10 @@ def main(argv=None) -> int:
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
              f" ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
           + f", threads {a.threads}")
-    n = 2048 if device.type == "cpu" else 8192
-    peaks = {"bf16": matmul_peak(torch.bfloat16, device, n), "fp32": matmul_peak(torch.float32, device, n)}
-    print(f"matmul peak ({n}x{n}): bf16 {fmt_flops(peaks['bf16'])}, fp32 {fmt_flops(peaks['fp32'])}")
+    sizes = (512, 1024, 2048) if device.type == "cpu" else (4096, 8192)
+    peaks = {"bf16": matmul_peak(torch.bfloat16, device, sizes), "fp32": matmul_peak(torch.float32, device, sizes)}
+    print(f"matmul peak (best of n = {', '.join(map(str, sizes))}): bf16 {fmt_flops(peaks['bf16'])}, "
+          f"fp32 {fmt_flops(peaks['fp32'])}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for res in a.res:

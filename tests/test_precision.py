@@ -240,3 +240,45 @@ def test_only_small_plain_data_sets_move_to_the_device():
     assert T.data_on_device(sub, torch.device("cpu")) is sub                  # may batch other host tensors
     big = Data(x)
     assert T.data_on_device(big, torch.device("cpu"), limit_bytes=100) is big  # 160 bytes > limit
+
+
+def test_g_phase_can_reuse_the_d_phase_graph(tmp_path):
+    """Gradients go to the phase player's weights only, so the D phase may build G's graph for the G phase:
+    one G forward per iteration, with the same G update as running G again on the same z."""
+    from ganforge.data.base import Data, DataInfo
+    from ganforge.recipes.base import Phase, Recipe, RecipeConfig
+
+    class Reuse(Recipe):
+        name = "reuse"
+
+        def build(self):
+            torch.manual_seed(0)
+            return nn.ModuleDict({"G": nn.Linear(2, 2), "D": nn.Linear(2, 1)})
+
+        def d_loss(self, nets, ctx):
+            z = torch.randn(ctx.batch_size, 2)
+            fake = nets["G"](z)
+            ctx.shared.update(fake=fake, z=z)
+            return {"loss": nets["D"](fake.detach()).mean() - nets["D"](ctx.real).mean()}
+
+        def g_loss(self, nets, ctx):
+            fake = ctx.shared["fake"] if self.reuse else nets["G"](ctx.shared["z"])
+            return {"loss": -nets["D"](fake).mean()}
+
+        def phases(self, step):
+            keep = lambda nets: setattr(self, "d_grad", nets["D"].weight.grad.clone())   # noqa: E731
+            return [Phase("D", "D", self.d_loss, after_update=keep), Phase("G", "G", self.g_loss)]
+
+    weights, data = {}, Data(torch.randn(16, 2, generator=torch.Generator().manual_seed(1)))
+    for reuse in (True, False):
+        cfg = RecipeConfig(steps=2, batch_size=4, z_dim=2, sample_every=100, checkpoint_every=100, log_every=100)
+        recipe = Reuse(cfg, DataInfo("x", "points", (2,)))
+        recipe.reuse = reuse
+        t = T.Trainer(recipe, data, tmp_path / str(reuse), progress=False)
+        t.train_step()
+        assert t.nets["G"].weight.grad is not None
+        assert torch.equal(t.nets["D"].weight.grad, recipe.d_grad)       # the G phase left D's gradients alone
+        weights[reuse] = {k: v.clone() for k, v in t.nets.state_dict().items()}
+    assert weights[True].keys() == weights[False].keys()
+    for k in weights[True]:
+        torch.testing.assert_close(weights[True][k], weights[False][k])

@@ -97,7 +97,7 @@ def pick_threads(device: torch.device, processes: int = 1) -> int:
     *slower* than 1 while other jobs ran (docs/performance.md). OMP_NUM_THREADS (torchrun sets it) is obeyed.
     """
     current = torch.get_num_threads()
-    if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+    if device.type != "cpu" or current <= 1 or os.environ.get("OMP_NUM_THREADS"):
         return current
     try:
         cores = len(os.sched_getaffinity(0))
