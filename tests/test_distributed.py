@@ -110,6 +110,24 @@ WORKER = textwrap.dedent(r'''
         out["resume_identical"] = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         st = torch.load(f"{d}/straight/checkpoints/step-000004/state.pt", weights_only=True)
         out["saved_ranks"] = 1 + len(st["ranks"])
+    # 4. sync_bn: G's BatchNorm uses the union batch, so its running statistics agree across ranks
+    import dataclasses
+    from ganforge.api import load_data, make_config
+    from ganforge.recipes.dcgan import DCGANConfig
+    from ganforge.training.trainer import Trainer
+
+    @dataclasses.dataclass
+    class SyncConfig(DCGANConfig):
+        sync_bn: bool = False
+    for sync in (True, False):
+        cls, cfg = make_config("dcgan", None, kw)
+        cfg = SyncConfig(**dataclasses.asdict(cfg), sync_bn=sync)
+        data, info = load_data(cfg)
+        t = Trainer(cls(cfg, info), data, f"{d}/sb{sync}", progress=False)
+        t.train_step()
+        bns = [m for m in t.nets["G"].modules() if "BatchNorm" in type(m).__name__]
+        out[f"bn_types_{sync}"] = sorted({type(m).__name__ for m in bns})
+        out[f"bn_running_{sync}"] = [m.running_mean.tolist() for m in bns]
     D.teardown(env)
     with open(d + f"/rank{r}.json", "w") as f:
         json.dump(out, f)
@@ -196,6 +214,12 @@ def test_ddp_training_resumes_bit_identically_and_rank0_writes(ranks, tmp_path_f
     assert ranks[0]["images"] == 4 * 16                      # images counted over both processes
     assert ranks[0]["resume_identical"] is True
     assert ranks[0]["saved_ranks"] == 2                      # rank 1's RNG and data position are in the checkpoint
+
+
+def test_sync_bn_option_synchronizes_the_trainers_batchnorm(ranks):
+    assert ranks[0]["bn_types_True"] == ["AllReduceBatchNorm"] and ranks[0]["bn_types_False"] == ["BatchNorm2d"]
+    assert _close(ranks[0]["bn_running_True"], ranks[1]["bn_running_True"])
+    assert not _close(ranks[0]["bn_running_False"], ranks[1]["bn_running_False"])
 
 
 def test_torchrun_cli(tmp_path):

@@ -193,11 +193,16 @@ class Trainer:
         labels = recipe.sample_labels(cfg.num_samples)
         self.fixed_labels = labels.to(self.device) if labels is not None else None
         # api.train/resume check the run directory, build the Trainer, then write config.json on every rank.
-        # Barrier 1: every rank has checked before rank 0 writes. Barrier 2 (the other ranks here, rank 0 at
-        # the start of fit): the other ranks' identical writes come after rank 0's, never racing its tmp file
+        # Barrier 1: every rank has checked before rank 0 writes. Barrier 2 (the other ranks here, rank 0 when
+        # it first trains or saves): the other ranks' identical writes come after rank 0's, never racing it
         distributed.barrier(self.dist)
-        self._hold_others = self.dist.enabled and self.dist.is_main      # released at the start of fit()
+        self._hold_others = self.dist.enabled and self.dist.is_main
         if self.dist.enabled and not self.dist.is_main:
+            distributed.barrier(self.dist)
+
+    def _release_others(self) -> None:
+        if self._hold_others:
+            self._hold_others = False
             distributed.barrier(self.dist)
 
     @property
@@ -235,6 +240,7 @@ class Trainer:
 
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0; under torchrun every rank must call it: it gathers their RNG/data state)."""
+        self._release_others()
         ranks = distributed.gather_state(self._local_state(), self.dist)
         path = None
         if self.dist.is_main:
@@ -292,6 +298,7 @@ class Trainer:
         return self.recipe.players[player]
 
     def train_step(self) -> dict[str, torch.Tensor]:
+        self._release_others()
         logs: dict[str, torch.Tensor] = {}
         shared: dict = {}        # per-iteration scratch a recipe may use to pass tensors between phases
         for phase in self.recipe.phases(self.step):
@@ -349,9 +356,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict:
         cfg, main = self.cfg, self.dist.is_main     # only rank 0 writes logs, samples and checkpoints
-        if self._hold_others:
-            self._hold_others = False
-            distributed.barrier(self.dist)
+        self._release_others()
         log = RunLog(self.run_dir, resume_step=self.step) if main else None
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
         bar = None
