@@ -52,7 +52,14 @@ def cpu_supports_bf16() -> bool:
 
 
 def is_conv(net: nn.Module) -> bool:
-    return any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)) for m in net.modules())
+    """A net with convolution weights (>= 3-D parameters: nn.Conv*, equalized and modulated convs alike)."""
+    return any(p.dim() >= 3 for p in net.parameters())
+
+
+def is_image_conv(net: nn.Module) -> bool:
+    """2-D convolutions only: channels_last is a 4-D layout (a 5-D weight would need channels_last_3d)."""
+    dims = {p.dim() for p in net.parameters()}
+    return 4 in dims and 5 not in dims
 
 
 def pick_precision(name: str, device: torch.device, conv: bool = True) -> tuple[str, str]:
@@ -151,8 +158,9 @@ class Trainer:
             torch.set_num_threads(self.threads)
         torch.manual_seed(cfg.seed)        # the same on every rank: identical initial weights
         self.nets = recipe.build().to(self.device)
-        conv = [name for name, net in self.nets.items() if is_conv(net)]
-        self.precision, self.precision_reason = pick_precision(cfg.precision, self.device, bool(conv))
+        conv = [name for name, net in self.nets.items() if is_image_conv(net)]
+        self.precision, self.precision_reason = pick_precision(
+            cfg.precision, self.device, any(is_conv(net) for net in self.nets.values()))
         self.sync_bn = bool(getattr(cfg, "sync_bn", False)) and self.dist.enabled
         if self.sync_bn:
             for name in list(self.nets):
