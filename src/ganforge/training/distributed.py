@@ -291,12 +291,3 @@ def gather_state(local: Any, env: DistEnv) -> list[Any]:
     out: list[Any] = [None] * env.world_size
     dist.all_gather_object(out, local)
     return out
-
-
-def any_rank(flag: bool, env: DistEnv) -> bool:
-    """True if `flag` is true on any rank (e.g. a non-finite loss), so all ranks stop together."""
-    if not env.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device="cuda" if env.backend == "nccl" else "cpu")
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
