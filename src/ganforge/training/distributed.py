@@ -11,7 +11,7 @@ the phase does not update run under `no_sync()` (their parameters are frozen and
 and a player net that the recipe used only through a method other than forward (`nets["D"].features(x)`)
 does not reach DDP's reducer, so its gradients are all-reduced by hand instead — as StyleGAN2-ADA does for
 every net (Karras et al. 2020, arXiv:2006.06676, training_loop.py). Batch statistics can be synchronized
-across processes (SyncBatchNorm, Ioffe & Szegedy 2015 eq. of Algorithm 1 over the union batch).
+across processes (SyncBatchNorm: Algorithm 1 of Ioffe & Szegedy 2015, arXiv:1502.03167, over the union batch).
 Only rank 0 writes files; `gather_state` collects each rank's RNG and data position so resume is exact.
 """
 from __future__ import annotations
