@@ -61,6 +61,9 @@ def progression(a) -> None:
     path = save_grid(torch.cat(rows), Path(a.image), nrow=a.num,
                      upscale=a.upscale)
     print(f"progression grid: {path} (rows: {', '.join(str(4 * 2 ** k) for k in range(stages))} px)")
+    final = path.with_name(path.stem + "_final.png")           # the run's last fixed-noise grid (EMA G)
+    shutil.copyfile(s["samples"], final)
+    print(f"final samples: {final}")
 
 
 @torch.no_grad()

@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--mode", default="adain")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--truncation", type=float, default=1.0, help="psi of the style-mixing grid's sources")
     p.add_argument("--images", default=str(IMAGES), help="where the PNGs go")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -52,7 +53,8 @@ def main() -> None:
               f"{time.perf_counter() - t:.0f} s; last losses "
               + ", ".join(f"{k}={v:.3f}" for k, v in s["last_log"].items() if k.endswith("loss")))
     images = Path(a.images)
-    cli(["style-mix", str(run), "--out", str(images / "stylegan_style_mixing.png"), "--seed", str(a.seed)])
+    cli(["style-mix", str(run), "--out", str(images / "stylegan_style_mixing.png"), "--seed", str(a.seed),
+         "--truncation", str(a.truncation), "--scale", "2"])
     cli(["interpolate", str(run), "--space", "w", "-n", "4", "--points", "3", "--frames", "6",
          "--out", str(images / "stylegan_walk_w.png"), "--seed", str(a.seed)])
 
@@ -65,7 +67,7 @@ def main() -> None:
         print(f"truncation sweep: {images / 'stylegan_truncation.png'} (rows psi = 1, 0.7, 0.5, 0)")
         # how far each band moves the picture: mean |A-with-B's-band - A| over the grid's cells
         rows_, cols = 4, 5
-        grid, nrow = style_mix_grid(G, rows_, cols, a.seed, 0.7)
+        grid, nrow = style_mix_grid(G, rows_, cols, a.seed, a.truncation)
         cells = grid[nrow:].view(len(style_bands(G.resolution)), rows_, nrow, *grid.shape[1:])
         for b, name in enumerate(style_bands(G.resolution)):
             src, mixed = cells[b, :, :1], cells[b, :, 1:]

@@ -196,8 +196,12 @@ def test_style_mix_grid_layout(run):
 
 
 def test_style_mix_and_walks_from_the_cli(run, tmp_path, capsys):
-    assert main(["style-mix", str(run), "--out", str(tmp_path / "mix.png"), "--rows", "2", "--cols", "2"]) == 0
-    assert Image.open(tmp_path / "mix.png").size[0] > 0
+    for scale in (1, 3):
+        assert main(["style-mix", str(run), "--out", str(tmp_path / f"mix{scale}.png"), "--rows", "2", "--cols", "2",
+                     "--scale", str(scale)]) == 0
+    w1, h1 = Image.open(tmp_path / "mix1.png").size
+    assert (w1, h1) == (3 * 18 + 2, 7 * 18 + 2)                 # 3 columns, 1 + 3 bands x 2 rows, 16 px + pad 2
+    assert Image.open(tmp_path / "mix3.png").size == (3 * w1, 3 * h1)
     assert main(["interpolate", str(run), "--space", "w", "--out", str(tmp_path / "w.gif"), "-n", "2",
                  "--points", "3", "--frames", "2", "--truncation", "0.7"]) == 0
     with Image.open(tmp_path / "w.gif") as im:

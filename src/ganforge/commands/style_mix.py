@@ -92,6 +92,7 @@ def add(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, default=0.7, help="psi for both sources (1 = none)")
     p.add_argument("--bands", default=",".join(BANDS), help="style bands copied from B, one block of rows each")
+    p.add_argument("--scale", type=int, default=0, help="enlarge the PNG by this factor (nearest); 0 = auto")
     p.set_defaults(func=run)
 
 
@@ -104,5 +105,7 @@ def run(args) -> int:
     bands = tuple(b.strip() for b in args.bands.split(",") if b.strip())
     images, nrow = style_mix_grid(g.G, args.rows, args.cols, args.seed, args.truncation, bands)
     out = Path(args.out) if args.out else Path(args.run) / "samples" / f"style-mix-seed{args.seed}.png"
-    print(save_grid(images, out, nrow=nrow))
+    if args.scale < 0:
+        raise GanforgeError(f"--scale must be >= 0 (0 = auto); got {args.scale}")
+    print(save_grid(images, out, nrow=nrow, upscale=args.scale))
     return 0
