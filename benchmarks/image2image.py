@@ -17,7 +17,7 @@ super-resolution against bicubic, and CycleGAN's circles -> squares criterion.
   the same attributes drawn as squares (data.specs_image2image.shapeswap_scores): kind_acc (nearer the
   true square than the source circle), colour / background kept, L1; the identity map as the baseline.
 
-    python benchmarks/image2image.py                       # everything (about 25 minutes on 2 busy cores)
+    python benchmarks/image2image.py                       # everything (about 27 minutes on 2 busy cores)
     python benchmarks/image2image.py --only sr,cyclegan --steps-scale 0.5
 """
 from __future__ import annotations
@@ -128,12 +128,15 @@ def super_resolution(out: Path, steps: int) -> dict:
                 outs[m] = ganforge.load(path).G(lr).clamp(-1, 1)
         for m, sr in outs.items():
             per_photo[m].append({"photo": name, **scores(sr, hr, crop=4)})
-        panels.append(torch.cat([outs["bicubic"], outs["SRResNet (MSE)"], outs["SRGAN"], hr], -1))
+        h, w = hr.shape[-2:]
+        window = (..., slice(h // 2 - 64, h // 2 + 64), slice(w // 2 - 80, w // 2 + 80))   # a 128x160 centre crop
+        panels.append(torch.cat([outs["bicubic"][window], outs["SRResNet (MSE)"][window], outs["SRGAN"][window],
+                                 hr[window]], -1))
     for m, rows in per_photo.items():
         results[f"x4 {m}"] = {k: sum(r[k] for r in rows) / len(rows) for k in ("L1", "PSNR", "SSIM")}
         results[f"x4 {m}"]["per_photo"] = rows
     results["x4 SRGAN"]["seconds"] = round(secs)
-    save_grid(torch.cat([p[..., :128, :] for p in panels]), out / "sr-x4.png", nrow=1, upscale=1)
+    save_grid(torch.cat(panels), out / "sr-x4.png", nrow=1, upscale=1)
     return results
 
 
