@@ -110,17 +110,11 @@ WORKER = textwrap.dedent(r'''
         st = torch.load(f"{d}/straight/checkpoints/step-000004/state.pt", weights_only=True)
         out["saved_ranks"] = 1 + len(st["ranks"])
     # 4. sync_bn: G's BatchNorm uses the union batch, so its running statistics agree across ranks
-    import dataclasses
     from ganforge.api import load_data, make_config
-    from ganforge.recipes.dcgan import DCGANConfig
     from ganforge.training.trainer import Trainer
 
-    @dataclasses.dataclass
-    class SyncConfig(DCGANConfig):
-        sync_bn: bool = False
     for sync in (True, False):
-        cls, cfg = make_config("dcgan", None, kw)
-        cfg = SyncConfig(**dataclasses.asdict(cfg), sync_bn=sync)
+        cls, cfg = make_config("dcgan", None, {**kw, "sync_bn": sync})
         data, info = load_data(cfg)
         t = Trainer(cls(cfg, info), data, f"{d}/sb{sync}", progress=False)
         t.train_step()

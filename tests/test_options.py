@@ -6,7 +6,7 @@ import torch
 from ganforge.api import load_data, make_config
 from ganforge.training.trainer import Trainer
 
-BASE = {"steps": 2, "batch_size": 8, "resolution": 16, "sample_every": 100, "checkpoint_every": 100}
+BASE = {"steps": 2, "batch_size": 8, "precision": "fp32", "resolution": 16, "sample_every": 100, "checkpoint_every": 100}
 
 CASES = [
     ("dcgan", {"optimizer": "sgd"}), ("dcgan", {"optimizer": "rmsprop"}), ("dcgan", {"betas": (0.0, 0.9)}),

@@ -2,7 +2,6 @@
 fp32, channels_last, fused optimizers, CPU thread choice, opt-in torch.compile, the printed effective batch."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -15,13 +14,11 @@ from ganforge.regularizers import gradient_penalty, r1_penalty
 from ganforge.training import trainer as T
 
 
-def _trainer(tmp_path, recipe="dcgan", config_cls=None, fields=None, **overrides):
-    """A Trainer on tiny settings; `config_cls`/`fields`: a Config subclass with extra keys and their values."""
+def _trainer(tmp_path, recipe="dcgan", **overrides):
+    """A Trainer on tiny settings."""
     kw = {"steps": 4, "batch_size": 8, "sample_every": 100, "checkpoint_every": 100, "log_every": 1,
           "num_samples": 8, **overrides}
     cls, cfg = make_config(recipe, None, kw)
-    if config_cls is not None:
-        cfg = config_cls(**dataclasses.asdict(cfg), **(fields or {}))
     data, info = load_data(cfg)
     return T.Trainer(cls(cfg, info), data, tmp_path, progress=False)
 
@@ -202,14 +199,8 @@ def test_runnable_task_count_reads_proc_loadavg():
 
 
 def test_compile_wraps_the_phase_nets_only(tmp_path):
-    from ganforge.recipes.dcgan import DCGANConfig
-
-    @dataclasses.dataclass
-    class CompileConfig(DCGANConfig):
-        compile: bool = False
-
-    on = _trainer(tmp_path / "on", config_cls=CompileConfig, fields={"compile": True}, resolution=8)
-    off = _trainer(tmp_path / "off", config_cls=CompileConfig, fields={"compile": False}, resolution=8)
+    on = _trainer(tmp_path / "on", compile=True, resolution=8)
+    off = _trainer(tmp_path / "off", compile=False, resolution=8)
     assert on.compiled and not off.compiled
     assert all(isinstance(on.phase_nets[k], torch._dynamo.eval_frame.OptimizedModule) for k in ("G", "D"))
     assert off.phase_nets is off.nets

@@ -192,7 +192,7 @@ def test_style_mix_grid_layout(run):
         assert torch.allclose(cells[0, 1:], G.synthesis(wb, noise="const").clamp(-1, 1))
         assert torch.allclose(cells[1:3, 0], G.synthesis(wa, noise="const").clamp(-1, 1))
         fine = G.synthesis(copy_band(wa[1:2], wb[2:3], style_bands(16)["fine"]), noise="const").clamp(-1, 1)
-    assert torch.allclose(cells[4, 3], fine[0], atol=1e-6)   # row block "fine", A_1 with B_2's fine styles
+    assert torch.allclose(cells[4, 3], fine[0], atol=1e-5)   # row block "fine", A_1 with B_2's fine styles (batch-size rounding)
 
 
 def test_style_mix_and_walks_from_the_cli(run, tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,11 @@ from .registry import RECIPES, suggest
 from .training import checkpoint
 
 RUN_FORMAT = 1
+
+
+def _is_main() -> bool:
+    """Rank 0 of a torchrun job (or a plain process): the only one that writes run files."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _recipes():
@@ -101,13 +107,17 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
     cls, cfg = make_config(recipe, preset, overrides)
     data, info = load_data(cfg)
     rec = cls(cfg, info)
+    if out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise GanforgeError("under torchrun pass --out DIR, so that every process writes to the same run")
     run_dir = Path(out) if out else _default_out(recipe, preset, cfg)
     run = {"format_version": RUN_FORMAT, "ganforge_version": __version__, "recipe": recipe, "preset": preset,
            "config": to_dict(cfg), "data_info": info.to_dict()}
-    _check_out_dir(run_dir, run)
+    if _is_main():
+        _check_out_dir(run_dir, run)
     trainer = Trainer(rec, data, run_dir, progress=progress)   # builds the nets: recipe errors surface here
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_json_atomic(run_dir / "config.json", run)
+    if _is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json_atomic(run_dir / "config.json", run)
     summary = trainer.fit(stop_at=stop_at)
     return {"run_dir": str(run_dir), "skipped_images": data.skipped, **summary}
 
@@ -144,7 +154,7 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
     if trainer.step >= cfg.steps:
         raise GanforgeError(f"run {str(run_dir)!r} is already at step {trainer.step} of {cfg.steps}; "
                             f"pass --steps N with N > {trainer.step} to train longer")
-    if steps is not None:
+    if steps is not None and _is_main():
         run["config"] = to_dict(cfg)
         checkpoint.write_json_atomic(run_dir / "config.json", run)
     return {"run_dir": str(run_dir), **trainer.fit(stop_at=stop_at)}

@@ -77,6 +77,8 @@ def _train(a) -> int:
 
 
 def _report(s: dict) -> None:
+    if s.get("rank", 0):          # under torchrun only rank 0 reports
+        return
     last = s.get("last_log", {})
     losses = ", ".join(f"{k}={v:.3f}" for k, v in last.items() if k.endswith("/loss"))
     print(f"\ntrained {s['recipe']} to step {s['step']} ({s['precision']} on {s['device']}; {losses})")

@@ -64,7 +64,7 @@ class RecipeConfig:
     batch_size: int = 64
     seed: int = 0
     device: str = "auto"              # auto | cpu | cuda
-    precision: str = "fp32"           # auto | fp32 | bf16 | fp16 (autocast)
+    precision: str = "auto"           # auto | fp32 | bf16 | fp16 (autocast); auto: docs/performance.md
     z_dim: int = 100                  # latent size
     optimizer: str = "adam"           # adam | sgd | rmsprop
     g_lr: float = 2e-4
@@ -79,6 +79,8 @@ class RecipeConfig:
     num_samples: int = 64             # images in a sample grid (point data: at least 2,000 in its scatter)
     skip_bad: bool = False            # skip unreadable images (counted) instead of failing
     download: bool = False            # allow downloading data sets named by mnist:/cifar10: specs
+    compile: bool = False             # torch.compile the nets the phases call (opt-in; pays off on GPUs)
+    sync_bn: bool = False             # under torchrun: BatchNorm statistics over all processes
 
     def check(self) -> None:
         choices = {"device": ("auto", "cpu", "cuda"), "precision": ("auto", "fp32", "bf16", "fp16"),

@@ -161,7 +161,7 @@ class Trainer:
         conv = [name for name, net in self.nets.items() if is_image_conv(net)]
         self.precision, self.precision_reason = pick_precision(
             cfg.precision, self.device, any(is_conv(net) for net in self.nets.values()))
-        self.sync_bn = bool(getattr(cfg, "sync_bn", False)) and self.dist.enabled
+        self.sync_bn = cfg.sync_bn and self.dist.enabled
         if self.sync_bn:
             for name in list(self.nets):
                 self.nets[name] = distributed.sync_batchnorm(self.nets[name], self.device)
@@ -188,7 +188,7 @@ class Trainer:
         self.batches = Batches(data, cfg.batch_size, cfg.seed, self.device, self.dist.rank, self.dist.world_size)
         self.data = data
         self.replicas = distributed.Replicas(self.nets, self.dist, self.device)
-        self.compiled = bool(getattr(cfg, "compile", False))
+        self.compiled = cfg.compile
         self.phase_nets = self.replicas.nets
         if self.compiled:
             self.phase_nets = nn.ModuleDict({k: torch.compile(v) if any(True for _ in v.parameters()) else v
