@@ -201,14 +201,16 @@ def test_shapeswap_scores_oracle_identity_and_recoloured():
     a, b, attrs = S.shapeswap_test_set("circles2squares", 32, n=16)
     to_f = lambda t: t.float() / 127.5 - 1   # noqa: E731
     oracle = S.shapeswap_scores(to_f(b), attrs)
-    assert oracle == {"kind_acc": 1.0, "color_acc": 1.0, "background_acc": 1.0, "l1": 0.0}
+    assert oracle == {"kind_acc": 1.0, "color_acc": 1.0, "background_acc": 1.0, "swap_acc": 1.0, "l1": 0.0}
     identity = S.shapeswap_scores(to_f(a), attrs)
     assert identity["kind_acc"] == 0.0 and identity["color_acc"] == 1.0 and identity["background_acc"] == 1.0
+    assert identity["swap_acc"] == 0.0
     assert identity["l1"] > 0
     swapped = S.shapeswap_scores(to_f(b).flip(1), attrs)     # RGB -> BGR: colours change, shapes do not
     assert swapped["color_acc"] < 0.7 and swapped["background_acc"] < 0.7
     noise = S.shapeswap_scores(torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1, attrs)
-    assert noise["kind_acc"] < 0.1 and noise["color_acc"] < 0.3   # noise is not a square
+    assert noise["kind_acc"] < 0.1 and noise["color_acc"] < 0.3 and noise["swap_acc"] == 0   # not a square
+    assert swapped["swap_acc"] < 0.5
 
 
 def test_shapeswap_task_names():

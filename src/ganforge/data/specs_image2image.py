@@ -265,7 +265,8 @@ def photo_pairs(task: str, photo: torch.Tensor, channels: int) -> tuple[torch.Te
 def load_photo_task(task: str, split: str, resolution: int | None, channels: int | None,
                     seed: int = 0) -> tuple[Data, DataInfo]:
     if task not in PHOTO_TASKS:
-        raise GanforgeError(f"unknown photos task {task!r}; use one of " + ", ".join(f"photos:{t}" for t in PHOTO_TASKS))
+        raise GanforgeError(f"unknown photos task {task!r}; use one of "
+                            + ", ".join(f"photos:{t}" for t in PHOTO_TASKS))
     _check_channels(channels)
     if task == "gray2color" and channels == 1:
         raise GanforgeError("photos:gray2color outputs colour: drop channels=1 (its input is grey already)")
@@ -355,6 +356,9 @@ def shapeswap_scores(fake: torch.Tensor, attrs: list[dict]) -> dict[str, float]:
       and so does noise, which rarely has the right colour there.
     - color_acc / background_acc: share of the pixels where both renders show the shape colour (resp. the
       background) that have that colour: colour, position and size kept.
+    - swap_acc: share of images that changed kind and kept >= 90% of both their shape-colour and their
+      background pixels: the whole task done (junk that happens to have the right colour in the corners
+      counts for kind_acc, not here).
     - l1: mean |fake - true target| in [-1, 1] units.
     """
     from .shapes import PALETTE, draw
@@ -362,21 +366,28 @@ def shapeswap_scores(fake: torch.Tensor, attrs: list[dict]) -> dict[str, float]:
     res = x.shape[-1]
     palette = torch.tensor(list(PALETTE.values()), dtype=torch.float32) / 127.5 - 1   # K x 3
     label = lambda img: (img.permute(1, 2, 0)[..., None, :] - palette).pow(2).sum(-1).argmin(-1)  # noqa: E731
-    render = lambda attr: torch.from_numpy(draw(attr, res).astype(np.float32)).permute(2, 0, 1) / 127.5 - 1  # noqa: E731
-    kind_ok, l1, hits = 0, 0.0, {"color": [0, 0], "background": [0, 0]}
+    def render(attr: dict) -> torch.Tensor:
+        return torch.from_numpy(draw(attr, res).astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
+
+    kind_ok, swap_ok, l1, hits = 0, 0, 0.0, {"color": [0, 0], "background": [0, 0]}
     for img, attr in zip(x, attrs):
         target, source = render(attr), render(dict(attr, kind=attr["source_kind"]))
         l1 += (img - target).abs().mean().item()
         got, want_t = label(img), label(target)
         differ = (target - source).abs().amax(0) > 0.5          # clearly different between the two kinds
-        kind_ok += int(differ.any() and (got[differ] == want_t[differ]).float().mean() > 0.5)
+        kind = bool(differ.any() and (got[differ] == want_t[differ]).float().mean() > 0.5)
+        kept = True
         for key, (h, n) in hits.items():
             k = list(PALETTE).index(attr[key])
             same = (want_t == k) & (label(source) == k) & ((target - source).abs().amax(0) < 1e-6)
-            hits[key] = [h + int((got[same] == k).sum()), n + int(same.sum())]
+            hit = int((got[same] == k).sum())
+            hits[key] = [h + hit, n + int(same.sum())]
+            kept &= hit >= 0.9 * int(same.sum())
+        kind_ok, swap_ok = kind_ok + kind, swap_ok + (kind and kept)
     n = max(len(attrs), 1)
     return {"kind_acc": kind_ok / n, "color_acc": hits["color"][0] / max(hits["color"][1], 1),
-            "background_acc": hits["background"][0] / max(hits["background"][1], 1), "l1": l1 / n}
+            "background_acc": hits["background"][0] / max(hits["background"][1], 1), "swap_acc": swap_ok / n,
+            "l1": l1 / n}
 
 
 # ------------------------------------------------------------------------------------------ registration

@@ -23,9 +23,8 @@ from .. import losses as L
 from ..errors import GanforgeError
 from ..models.image2image import ImagePool, PatchDiscriminator, ResnetGenerator, patch_layers_for
 from ..registry import RECIPES
-from .base import Nets, Phase, StepContext
+from .base import Nets, Phase, RecipeConfig, StepContext
 from .pix2pix import GAN_LOSSES, TranslationRecipe, check_choice, gan_d_loss, needs_cond
-from .base import RecipeConfig
 
 
 @dataclass
