@@ -158,3 +158,33 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp
     assert checkpoint.latest(tmp_path).name == "step-000002"
     w = _weights(tmp_path)
     assert all(torch.isfinite(v).all() for v in w.values())
+
+
+def test_eval_every_logs_scores_keeps_the_best_and_leaves_training_unchanged(tmp_path, tiny):
+    kw = {**tiny, "resolution": 8, "steps": 6, "checkpoint_every": 3, "eval_every": 2, "eval_num": 64}
+    ganforge.train("dcgan", out=tmp_path / "e", progress=False, **kw)
+    rows = [json.loads(x) for x in (tmp_path / "e" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/fid" in r]
+    assert [r["step"] for r in evals] == [2, 4, 6]
+    best = json.loads((tmp_path / "e" / "checkpoints" / "best" / "meta.json").read_text())
+    assert best["eval"]["eval/fid"] == min(r["eval/fid"] for r in evals)
+    assert ganforge.load(tmp_path / "e" / "checkpoints" / "best").sample(2).shape == (2, 1, 8, 8)
+    # evaluating never moves the training RNG: same weights as without it; resume keeps the best value
+    ganforge.train("dcgan", out=tmp_path / "plain", progress=False, **{**kw, "eval_every": 0})
+    a, b = _weights(tmp_path / "e"), _weights(tmp_path / "plain")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ganforge.train("dcgan", out=tmp_path / "split", progress=False, stop_at=3, **kw)
+    ganforge.resume(tmp_path / "split", progress=False)
+    c = _weights(tmp_path / "split")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert json.loads((tmp_path / "split" / "checkpoints" / "best" / "meta.json").read_text())["step"] == best["step"]
+
+
+def test_eval_metric_and_num_choose_what_is_scored(tmp_path, tiny):
+    kw = {**tiny, "resolution": 8, "steps": 2, "eval_every": 2, "eval_metric": "pr", "eval_num": 32}
+    ganforge.train("dcgan", out=tmp_path / "pr", progress=False, **kw)
+    rows = [json.loads(x) for x in (tmp_path / "pr" / "metrics.jsonl").read_text().splitlines()]
+    ev = [r for r in rows if any(k.startswith("eval/") for k in r)][0]
+    assert "eval/recall" in ev and "eval/fid" not in ev
+    best = json.loads((tmp_path / "pr" / "checkpoints" / "best" / "meta.json").read_text())
+    assert best["eval"]["eval/recall"] == ev["eval/recall"]

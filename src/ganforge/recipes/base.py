@@ -79,6 +79,9 @@ class RecipeConfig:
     num_samples: int = 64             # images in a sample grid (point data: at least 2,000 in its scatter)
     skip_bad: bool = False            # skip unreadable images (counted) instead of failing
     download: bool = False            # allow downloading data sets named by mnist:/cifar10: specs
+    eval_every: int = 0               # steps between evaluations during training (keeps checkpoints/best); 0 = off
+    eval_metric: str = "fid"          # the metric that decides "best" (fid, kid, pr, is, acc, modes ...)
+    eval_num: int = 1000              # generated samples per evaluation
     compile: bool = False             # torch.compile the nets the phases call (opt-in; pays off on GPUs)
     sync_bn: bool = False             # under torchrun: BatchNorm statistics over all processes
 
@@ -89,7 +92,9 @@ class RecipeConfig:
             if getattr(self, key) not in allowed:
                 raise GanforgeError(f"config key {key!r} must be one of {', '.join(allowed)}; "
                                     f"got {getattr(self, key)!r}")
-        for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "num_samples"):
+        if self.eval_every < 0:
+            raise GanforgeError(f"config key 'eval_every' must be >= 0; got {self.eval_every}")
+        for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "num_samples", "eval_num"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
 

@@ -70,6 +70,23 @@ def save(run_dir: Path, step: int, weights: dict[str, torch.Tensor], state: dict
     return final
 
 
+def save_best(run_dir: Path, step: int, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """checkpoints/best/: weights and meta of the best evaluation so far (loadable with ganforge.load);
+    replaced atomically, and `latest` is left alone."""
+    root = Path(run_dir) / "checkpoints"
+    tmp, final = root / ".tmp-best", root / "best"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(weights, str(tmp / "weights.safetensors"))
+    (tmp / "meta.json").write_text(json.dumps({**meta, "step": step, "format_version": FORMAT_VERSION}, indent=2))
+    old = root / ".old-best"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
 def latest(run_dir: Path) -> Path:
     root = Path(run_dir) / "checkpoints"
     pointer = root / "latest"

@@ -189,6 +189,10 @@ class Trainer:
         self.data = data
         self.replicas = distributed.Replicas(self.nets, self.dist, self.device)
         self.compiled = cfg.compile
+        self.periodic = None
+        if cfg.eval_every:
+            from ..metrics.evaluate import PeriodicEval
+            self.periodic = PeriodicEval(recipe, metric=cfg.eval_metric, num=cfg.eval_num)
         self.phase_nets = self.replicas.nets
         if self.compiled:
             self.phase_nets = nn.ModuleDict({k: torch.compile(v) if any(True for _ in v.parameters()) else v
@@ -246,6 +250,18 @@ class Trainer:
                 "rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
+    def _evaluate(self, log) -> None:
+        """eval_every: score the sampler (its RNG is forked: training is unchanged), keep checkpoints/best."""
+        G = self.sampler()
+        was = G.training
+        row = self.periodic(G.eval())
+        G.train(was)
+        log.write({"step": self.step, **row})
+        if self.periodic.improved(row):
+            name = self.recipe.ema or "G"
+            meta = {"recipe": self.recipe.name, "ganforge_version": __version__, "eval": row}
+            checkpoint.save_best(self.run_dir, self.step, checkpoint.flatten({name: G}), meta)
+
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0; under torchrun every rank must call it: it gathers their RNG/data state)."""
         self._release_others()
@@ -253,6 +269,7 @@ class Trainer:
         path = None
         if self.dist.is_main:
             state = {"step": self.step, "images": self.images,
+                     "eval": self.periodic.state_dict() if self.periodic is not None else {},
                      "optimizers": {p: o.state_dict() for p, o in self.opts.items()},
                      "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
                      "recipe": self.recipe.state_dict(), **ranks[0], "ranks": ranks[1:]}
@@ -274,6 +291,8 @@ class Trainer:
         for p, s in self.scalers.items():
             s.load_state_dict(state["scalers"][p])
         self.recipe.load_state_dict(state["recipe"])
+        if self.periodic is not None and state.get("eval"):
+            self.periodic.load_state_dict(state["eval"])
         r, others = self.dist.rank, state.get("ranks", [])
         mine = state if r == 0 else (others[r - 1] if r - 1 < len(others) else None)
         if mine is None:      # resumed with more processes than saved it: a fresh stream for the new rank
@@ -397,6 +416,8 @@ class Trainer:
                     sums, count, t0, img0 = {}, 0, time.perf_counter(), self.images
                 if main and (self.step % cfg.sample_every == 0 or self.step == end):
                     last_sample = self.write_samples()
+                if self.periodic is not None and main and (self.step % cfg.eval_every == 0 or self.step == end):
+                    self._evaluate(log)     # before the checkpoint, which then holds the best value so far
                 if self.step % cfg.checkpoint_every == 0 or self.step == end:
                     # never write a checkpoint whose losses since the last log went non-finite
                     since = distributed.mean_over_ranks({k: v / max(count, 1) for k, v in sums.items()}, self.dist)
