@@ -7,7 +7,8 @@ fid:  trains dcgan, progan and stylegan on `digits` at 32x32 for the same number
       (steps x batch) and scores each with the bundled digits evaluator (ganforge.metrics.digits features,
       ganforge.metrics.stats.fid): N generated images (EMA generator where the recipe has one) against the
       digits train split (1,437 images; the evaluator brings every image back to 8x8). The real test split
-      against the train split gives the floor an evaluator this small can show.
+      against the train split gives the floor an evaluator this small can show. Sample grids of the three
+      go to docs/images/digits32_{dcgan,progan,stylegan}.png.
 
     python benchmarks/progression.py grid [--data shapes:32] [--images-per-phase 16000] [--final-steps 500]
     python benchmarks/progression.py fid [--steps 1500] [--batch-size 32] [--num 1437]
@@ -72,6 +73,12 @@ def generated(run: Path, n: int) -> torch.Tensor:
     return torch.cat([g.sample(min(500, n - i), seed=1000 + i).float().clamp(-1, 1) for i in range(0, n, 500)])
 
 
+def save_samples(run: Path, name: str, images: Path = ROOT / "docs" / "images") -> Path:
+    """32 samples (seed 0) of a run's generator as docs/images/digits32_NAME.png."""
+    g = ganforge.load(run)
+    return g.save(g.sample(32, seed=0).clamp(-1, 1), images / f"digits32_{name}.png", nrow=8)
+
+
 def fid_table(a) -> None:
     from ganforge.api import load_data, make_config
     from ganforge.metrics.digits import evaluator_sha256, load_digits_evaluator
@@ -96,6 +103,7 @@ def fid_table(a) -> None:
         ganforge.train(name, out=out, progress=False, **common, **extra)
         times[name] = time.perf_counter() - t
         results[name] = fid(ev.features(generated(out, a.num)).numpy(), ref)
+        save_samples(out, name)
         print(f"{name:9s} FID {results[name]:8.2f}   train {times[name]:7.1f} s", flush=True)
     print(f"\nDigits FID at 32x32, {a.steps} steps x batch {a.batch_size} = {a.steps * a.batch_size} images "
           f"each; {a.num} samples vs the 1,437-image train split; evaluator sha256 {evaluator_sha256()[:12]}")

@@ -10,6 +10,7 @@ and prints the training time and the pixel distance between style-mixed cells an
 each picture moves when a band of styles comes from B).
 
     python benchmarks/style_mixing.py [--steps 2000] [--batch-size 32] [--mode adain|modulated] [--run DIR]
+    python benchmarks/style_mixing.py --steps 5000 --extend     # continue the last run to 5,000 steps
 """
 from __future__ import annotations
 
@@ -38,18 +39,24 @@ def main() -> None:
     p.add_argument("--mode", default="adain")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--extend", action="store_true", help="continue the benchmark's earlier run up to --steps")
     p.add_argument("--truncation", type=float, default=1.0, help="psi of the style-mixing grid's sources")
     p.add_argument("--images", default=str(IMAGES), help="where the PNGs go")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     run = Path(a.run) if a.run else Path(a.runs) / f"stylegan-{a.mode}-shapes"
     if not a.run:
-        shutil.rmtree(run, ignore_errors=True)   # the benchmark's own folder: start afresh
         t = time.perf_counter()
-        s = ganforge.train("stylegan", out=run, progress=False, data=a.data, mode=a.mode, steps=a.steps,
-                           batch_size=a.batch_size, seed=a.seed, sample_every=max(1, a.steps // 6),
-                           checkpoint_every=10 ** 9, log_every=50)
-        print(f"trained stylegan ({a.mode}) on {a.data}: {a.steps} steps x {a.batch_size} in "
+        if a.extend and (run / "checkpoints").is_dir():
+            # resume is bit-identical, and samples/checkpoint timing never touch the weights: the same
+            # weights as a fresh run of --steps
+            s = ganforge.resume(run, steps=a.steps, progress=False)
+        else:
+            shutil.rmtree(run, ignore_errors=True)   # the benchmark's own folder: start afresh
+            s = ganforge.train("stylegan", out=run, progress=False, data=a.data, mode=a.mode, steps=a.steps,
+                               batch_size=a.batch_size, seed=a.seed, sample_every=max(1, a.steps // 6),
+                               checkpoint_every=10 ** 9, log_every=50)
+        print(f"trained stylegan ({a.mode}) on {a.data}: to step {a.steps} x {a.batch_size} in "
               f"{time.perf_counter() - t:.0f} s; last losses "
               + ", ".join(f"{k}={v:.3f}" for k, v in s["last_log"].items() if k.endswith("loss")))
     images = Path(a.images)
