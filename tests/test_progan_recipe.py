@@ -136,3 +136,12 @@ def test_trains_from_the_cli_and_walks_in_z(tmp_path, capsys):
         assert im.n_frames == 6
     assert main(["interpolate", str(run), "--space", "w"]) == 2
     assert "stylegan" in capsys.readouterr().err
+
+
+def test_width_latent_and_minibatch_stddev_options_shape_the_networks():
+    from ganforge.nn.style import MinibatchStdDev
+    _, nets, _ = make(z_dim=12, g_width=4, d_width=6, max_width=8, mbstd_group=2)
+    G, D = nets["G"].net, nets["D"]
+    assert G.z_dim == 12 and [m.in_channels for m in G.to_rgb] == [8, 8, 4]      # 4 px capped, 16 px = g_width
+    assert [f[0].out_channels for f in D.from_rgb] == [8, 8, 6]
+    assert [m.group_size for m in D.modules() if isinstance(m, MinibatchStdDev)] == [2]

@@ -137,6 +137,12 @@ def test_path_length_phase_shrinks_the_batch_and_tracks_its_mean():
     first = float(out["pl_mean"])
     rec.pl_loss(nets, ctx(0, real))
     assert float(rec.pl_mean) != first                      # a running mean with rate pl_decay
+    halves = []
+    for decay in (0.5, 0.25):                               # from a = 0, one update gives a = decay * mean length
+        r, n, _ = make(pl_weight=2.0, pl_batch_shrink=4, pl_decay=decay)
+        torch.manual_seed(9)
+        halves.append(float(r.pl_loss(n, ctx(0, real))["pl_mean"]))
+    assert halves[0] == pytest.approx(2 * halves[1], rel=1e-5)
     assert "G_pl" not in [p.name for p in make()[0].phases(0)]
 
 
@@ -228,3 +234,12 @@ def test_trains_on_shapes_from_the_cli(tmp_path):
             "g_width=8", "d_width=8", "max_width=8", "z_dim=8", "w_dim=8", "mapping_layers=1", "batch_size=4"]
     assert main(args) == 0
     assert ganforge.load(tmp_path / "s").sample(2).shape == (2, 3, 8, 8)
+
+
+def test_width_and_minibatch_stddev_options_shape_the_networks():
+    from ganforge.nn.style import MinibatchStdDev
+    _, nets, _ = make(g_width=4, d_width=6, max_width=8, mbstd_group=2)
+    G, D = nets["G"], nets["D"]
+    assert G.const.shape[1] == 8 and G.to_rgb.in_channels == 4          # 4 px capped, 16 px = g_width
+    assert D.from_rgb[0].out_channels == 6
+    assert [m.group_size for m in D.modules() if isinstance(m, MinibatchStdDev)] == [2]
