@@ -141,3 +141,18 @@ def test_sample_text_for_text2image_runs(tmp_path, capsys):
     assert code == 0 and out.strip().endswith("-text.png")
     code, _, err = run(capsys, "sample", str(tmp_path / "t"), "--text", "x", "--label", "1")
     assert code == 2 and "--text applies" in err
+
+
+def test_sample_truncation_for_stylegan_runs(tmp_path, capsys):
+    import ganforge
+    from ganforge.api import _recipes
+    smoke = [f"{k}={v}" for k, v in _recipes()["stylegan"].smoke.items()]
+    assert run(capsys, "train", "stylegan", "--out", str(tmp_path / "s"), "--quiet", *TINY, *smoke)[0] == 0
+    g = ganforge.load(tmp_path / "s")
+    a, b = g.sample(4, seed=1, truncation=0.0), g.sample(4, seed=2, truncation=0.0)
+    assert torch.allclose(a, b, atol=1e-5)          # psi = 0: every z maps to w_avg (noise is fixed)
+    assert not torch.allclose(g.sample(4, seed=1), g.sample(4, seed=2))
+    assert run(capsys, "sample", str(tmp_path / "s"), "-n", "4", "--truncation", "0.7")[0] == 0
+    assert run(capsys, "train", "dcgan", "--out", str(tmp_path / "d"), "--quiet", "resolution=8", *TINY)[0] == 0
+    code, _, err = run(capsys, "sample", str(tmp_path / "d"), "--truncation", "0.5")
+    assert code == 2 and "truncation trick" in err

@@ -167,13 +167,19 @@ class Generator:
         self.recipe, self.G, self.info, self.run = recipe, G.eval(), info, run
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = 0, labels=None) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = 0, labels=None, truncation: float | None = None) -> torch.Tensor:
         device = next(self.G.parameters()).device
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         z = self.recipe.noise(n, "cpu", generator=g).to(device)
         labels = self.recipe.sample_labels(n, labels)
         labels = labels.to(device) if labels is not None else None
-        return self.recipe.generate(self.G, z, labels)
+        kw = {}
+        if truncation is not None:
+            if "truncation" not in getattr(self.recipe, "sample_kwargs", ()):
+                raise GanforgeError(f"--truncation applies to recipes with a truncation trick (stylegan); "
+                                    f"{self.recipe.name} has none")
+            kw["truncation"] = truncation
+        return self.recipe.generate(self.G, z, labels, **kw)
 
     def save(self, x: torch.Tensor, path, nrow: int | None = None) -> Path:
         from .training.callbacks import write_samples

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, help="class to draw (conditional recipes)")
     s.add_argument("--text", help="caption to draw (text2image runs)")
+    s.add_argument("--truncation", type=float, metavar="PSI",
+                   help="pull w towards w_avg (stylegan): psi in [0, 1], 1 = none")
 
     from . import commands
     for module in commands.modules():
@@ -98,7 +100,7 @@ def _sample(a) -> int:
     if a.text is not None and (a.label is not None or not hasattr(g.recipe, "encode_text")):
         raise GanforgeError("--text applies to text2image runs, and not together with --label")
     n = a.num or {"image": 64, "points": 2000}.get(g.info.kind, 1000)
-    x = g.sample(n, seed=a.seed, labels=a.text if a.text is not None else a.label)
+    x = g.sample(n, seed=a.seed, labels=a.text if a.text is not None else a.label, truncation=a.truncation)
     tag = f"-label{a.label}" if a.label is not None else ("-text" if a.text is not None else "")
     out = Path(a.out) if a.out else Path(a.run) / "samples" / f"sample-seed{a.seed}{tag}{sample_suffix(g.info.kind)}"
     print(g.save(x, out))
