@@ -89,6 +89,20 @@ WORKER = textwrap.dedent(r'''
             p.grad = None
         fn(nets).backward()
         out[f"local_{name}"] = [p.grad.flatten().tolist() for p in nets[player].parameters() if p.grad is not None]
+    # the trainer's reuse of the D step's fake: G runs inside the D phase (its DDP replica under no_sync), its
+    # graph is kept and the G phase back-propagates through it; G's gradients must still be the rank mean
+    nets.requires_grad_(True)
+    for p in nets.parameters():
+        p.grad = None
+    with reps.phase(["D"]) as m:
+        fake = m["G"](z)
+        (m["D"](fake.detach()).mean() - m["D"](real).mean()).backward(inputs=list(nets["D"].parameters()))
+    reps.finish(["D"])
+    with reps.phase(["G"]) as m:
+        (-m["D"](fake).mean()).backward(inputs=list(nets["G"].parameters()))
+    reps.finish(["G"])
+    out["grad_reuse"] = [p.grad.flatten().tolist() for p in nets["G"].parameters()]
+    out["local_reuse"] = out["local_g"]        # the D weights did not change, so the expected value is g's
     out["logs"] = {k: float(v) for k, v in D.mean_over_ranks({"a": torch.tensor(float(r))}, env).items()}
     out["gathered"] = D.gather_state({"rank": r}, env)
 
@@ -186,11 +200,11 @@ def test_sync_batchnorm_equals_union_batch(ranks):
     assert not _close(ranks[0]["y_False"] + ranks[1]["y_False"], y.detach().tolist(), tol=1e-2)
 
 
-@pytest.mark.parametrize("phase", ["d", "g", "fm"])
+@pytest.mark.parametrize("phase", ["d", "g", "fm", "reuse"])
 def test_phase_gradients_are_rank_means(ranks, phase):
     """d/g go through DDP's reducer; fm reaches D only through D.features (manual all-reduce fallback)."""
     assert ranks[0]["wrapped"] == ["D", "G"]
-    assert len(ranks[0][f"grad_{phase}"]) == len(ranks[0][f"local_{phase}"]) == {"d": 4, "g": 2, "fm": 2}[phase]
+    assert len(ranks[0][f"grad_{phase}"]) == len(ranks[0][f"local_{phase}"]) == {"d": 4, "g": 2, "fm": 2, "reuse": 2}[phase]
     for a, b in zip(ranks[0][f"grad_{phase}"], ranks[1][f"grad_{phase}"]):
         assert _close(a, b)
     for got, l0, l1 in zip(ranks[0][f"grad_{phase}"], ranks[0][f"local_{phase}"], ranks[1][f"local_{phase}"]):

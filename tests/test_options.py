@@ -16,7 +16,7 @@ CASES = [
     ("dcgan", {"batch_size": 4}), ("dcgan", {"channels": 3}), ("dcgan", {"resolution": 32}),
     ("dcgan", {"precision": "bf16"}), ("dcgan", {"data": "digits:stacked"}),
     ("gan", {"optimizer": "sgd", "momentum": 0.5}), ("gan", {"hidden": 32}), ("gan", {"depth": 2}),
-    ("cgan", {"cond": "projection"}), ("cgan", {"embed_dim": 4}),
+    ("cgan", {"cond": "projection"}), ("cgan", {"embed_dim": 4}), ("dcgan", {"reuse_fake": False}),
 ]
 
 
@@ -44,3 +44,30 @@ def test_option_changes_training(recipe, option, tmp_path):
 
 def test_same_options_same_result(tmp_path):
     assert not _differ(_final("dcgan", {}, tmp_path / "a"), _final("dcgan", {}, tmp_path / "b"))
+
+
+def _g_forwards(recipe, tmp_path, **overrides):
+    """G forwards in one step, and the fake each phase found handed over in ctx.shared."""
+    cls, cfg = make_config(recipe, overrides={**BASE, **overrides})
+    data, info = load_data(cfg)
+    t = Trainer(cls(cfg, info), data, tmp_path, progress=False)
+    outs = []
+    t.nets["G"].register_forward_hook(lambda _m, _a, y: outs.append(y))
+    fakes = []
+    d_loss, g_loss = t.recipe.d_loss, t.recipe.g_loss
+    t.recipe.d_loss = lambda nets, ctx: (d_loss(nets, ctx), fakes.append(ctx.shared.get("fake")))[0]
+    t.recipe.g_loss = lambda nets, ctx: (fakes.append(ctx.shared.get("fake")), g_loss(nets, ctx))[1]
+    t.train_step()
+    return len(outs), fakes
+
+
+def test_g_step_reuses_the_last_d_updates_fake(tmp_path):
+    # reuse_fake (default): the last of k D updates keeps G's graph and the G step consumes that very tensor
+    n, fakes = _g_forwards("dcgan", tmp_path / "a", d_steps=3)
+    assert n == 3 and fakes[0] is None and fakes[1] is None and fakes[2] is fakes[3] is not None
+    # off: the D updates run G without a graph and the G step runs it once more on fresh noise
+    n, fakes = _g_forwards("dcgan", tmp_path / "b", d_steps=3, reuse_fake=False)
+    assert n == 4 and fakes == [None] * 4
+    # cgan's G step draws its own labels, so it never reuses the D step's (batch-labelled) fake
+    n, fakes = _g_forwards("cgan", tmp_path / "c")
+    assert n == 2 and fakes == [None, None]

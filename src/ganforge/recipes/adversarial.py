@@ -1,9 +1,11 @@
 """The two-player update shared by every adversarial family (gan, dcgan, cgan, wgan, wgan_gp, sngan, lsgan),
 with the stable-training toolbox as config keys that any of them accepts.
 
-D phase: separate real and fake batches (never mixed, so BatchNorm statistics never blend the two - DCGAN §3),
-fake generated without a graph into G; G phase: fresh noise through G and D. `d_steps` is k of
-Goodfellow 2014 Algorithm 1 (WGAN's n_critic). Options (0 / false / "" = off):
+D phase: separate real and fake batches (never mixed, so BatchNorm statistics never blend the two - DCGAN §3).
+G phase: D judges a fake again after D's update. With `reuse_fake` (the default) that fake is the one the last
+D update of the step made, its graph into G kept (the PyTorch DCGAN example does the same): one G forward per
+step instead of two; reuse_fake=false draws fresh noise for the G step, as Goodfellow 2014 Algorithm 1 writes
+it. `d_steps` is k of that Algorithm 1 (WGAN's n_critic). Options (0 / false / "" = off):
 
 - losses `ns | minimax | hinge | wasserstein | lsgan` (losses.py holds the equations);
 - `clip`: WGAN weight clipping to [-c, c] after each critic update (Arjovsky 2017, arXiv:1701.07875, Alg. 1);
@@ -55,6 +57,7 @@ from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
 class AdversarialConfig(RecipeConfig):
     loss: str = "ns"          # ns (non-saturating G) | minimax (saturating G, eq. 1) | hinge | wasserstein | lsgan
     d_steps: int = 1          # D updates per G update (k in Goodfellow 2014, Algorithm 1; n_critic)
+    reuse_fake: bool = True   # the G step reuses the last D update's fake (one G forward per step)
     clip: float = 0.0         # WGAN weight clipping: D's parameters clamped to [-clip, clip]; 0 = off
     gp_weight: float = 0.0    # lambda of the gradient penalty on interpolates (WGAN-GP uses 10); 0 = off
     gp_center: float = 1.0    # target gradient norm: 1 (Gulrajani) or 0 (zero-centred)
@@ -306,12 +309,25 @@ class AdversarialRecipe(Recipe):
             logs["grad_norm"] = self._grad_norms[player]
         return logs
 
+    def reuses_fake(self, ctx: StepContext, n: int) -> bool:
+        """Whether this D update makes the G step's fake: only the step's last one, only for unconditional
+        families (cgan's G step draws uniform labels, its D step uses the batch's), and only at G's batch size."""
+        c = self.cfg
+        return c.reuse_fake and ctx.repeat == c.d_steps - 1 and not self.conditional and n == ctx.batch_size
+
     # -- losses --------------------------------------------------------------------------------------------
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c, self._step = self.cfg, ctx.step
         real, labels = ctx.real, (ctx.labels if self.conditional else None)
-        with torch.no_grad():   # the D step must not build a graph into G
-            fake = self.generate(nets["G"], self.noise(real.shape[0], ctx.device), labels)
+        z = self.noise(real.shape[0], ctx.device)
+        if self.reuses_fake(ctx, real.shape[0]):
+            # the last D update of the step: keep G's graph for the G step, give D a detached copy
+            fake = self.generate(nets["G"], z, labels)
+            ctx.shared["fake"] = fake
+            fake = fake.detach()
+        else:
+            with torch.no_grad():   # the D step must not build a graph into G
+                fake = self.generate(nets["G"], z, labels)
         real_in, fake_in = self.d_view(real, ctx.step), self.d_view(fake, ctx.step)
         if c.r1_gamma:
             # fp32 for the double backward (see regularizers.r1_penalty); grad wrt the input D actually sees
@@ -353,7 +369,9 @@ class AdversarialRecipe(Recipe):
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c, self._step = self.cfg, ctx.step
         labels = self.g_labels(ctx)
-        fake = self.generate(nets["G"], self.noise(ctx.batch_size, ctx.device), labels)
+        fake = ctx.shared.pop("fake", None)
+        if fake is None:
+            fake = self.generate(nets["G"], self.noise(ctx.batch_size, ctx.device), labels)
         if c.feature_matching:
             # Salimans §3.1: match the mean of D's features (the input of its head) on real and fake data
             real_labels = ctx.labels if self.conditional else None

@@ -31,8 +31,11 @@ class Phase:
 class StepContext:
     """What a phase's loss sees: the step, a lazily drawn real batch, and noise on the right device."""
 
-    def __init__(self, step: int, draw: Callable[[], dict[str, Tensor]], device: torch.device, batch_size: int):
+    def __init__(self, step: int, draw: Callable[[], dict[str, Tensor]], device: torch.device, batch_size: int,
+                 repeat: int = 0):
         self.step = step
+        self.repeat = repeat          # which of the phase's `repeat` updates this is (0-based)
+        self.shared: dict = {}        # tensors one phase of a step hands to the next (set by the trainer)
         self.device = device
         self.batch_size = batch_size
         self._draw = draw

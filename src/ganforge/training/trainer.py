@@ -333,8 +333,8 @@ class Trainer:
                 continue
             names = self._player(phase.player)
             opt, scaler = self.opts[phase.player], self.scalers[phase.player]
-            for _ in range(phase.repeat):
-                ctx = StepContext(self.step, self._draw, self.device, self.cfg.batch_size)
+            for i in range(phase.repeat):
+                ctx = StepContext(self.step, self._draw, self.device, self.cfg.batch_size, repeat=i)
                 ctx.shared = shared
                 with self.replicas.phase(names):
                     with self.autocast():
