@@ -44,6 +44,7 @@ def test_points_give_a_scatter_and_tables_a_csv(tmp_path, capsys):
     (["train", "dcgan", "--preset", "digit"], "unknown preset 'digit'.*did you mean 'digits'"),
     (["train", "dcgan", "lr_d=1"], "unknown config key 'lr_d'; did you mean 'd_lr'"),
     (["train", "dcgan", "steps=many"], "'steps' expects int"),
+    (["train", "dcgan", "lr_decay_start=2"], "'lr_decay_start' must be in \\[0, 1\\]; got 2"),
     (["train", "dcgan", "--data", "folder:/nonexistent/x"], "image folder '/nonexistent/x' does not exist"),
     (["train", "dcgan", "--data", "imagenet"], "unknown data spec 'imagenet'"),
     (["resume", "/nonexistent/run"], "not a ganforge run directory"),

@@ -15,7 +15,7 @@ from ganforge.commands.translate import load_translator, read_image
 from ganforge.errors import GanforgeError
 from ganforge.models.image2image import ResnetBlock, patch_receptive_field
 from ganforge.recipes.base import StepContext
-from ganforge.recipes.cyclegan import lr_factor
+from ganforge.recipes.base import lr_factor
 from ganforge.training import checkpoint
 from ganforge.training.trainer import Trainer
 

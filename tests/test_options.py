@@ -17,6 +17,7 @@ CASES = [
     ("dcgan", {"precision": "bf16"}), ("dcgan", {"data": "digits:stacked"}),
     ("gan", {"optimizer": "sgd", "momentum": 0.5}), ("gan", {"hidden": 32}), ("gan", {"depth": 2}),
     ("cgan", {"cond": "projection"}), ("cgan", {"embed_dim": 4}), ("dcgan", {"reuse_fake": False}),
+    ("dcgan", {"lr_decay_start": 0.0}),
 ]
 
 
@@ -71,3 +72,26 @@ def test_g_step_reuses_the_last_d_updates_fake(tmp_path):
     # cgan's G step draws its own labels, so it never reuses the D step's (batch-labelled) fake
     n, fakes = _g_forwards("cgan", tmp_path / "c")
     assert n == 2 and fakes == [None, None]
+
+
+def test_lr_decay_scales_every_group_of_every_player(tmp_path):
+    """lr_decay_start: each optimizer group's own lr (StyleGAN's lazy-regularization ratio included) times
+    the pure step function lr_factor; 1 leaves the lrs alone."""
+    import math
+    from ganforge.recipes.base import lr_factor
+    for recipe, extra in (("dcgan", {}), ("stylegan", {"resolution": 8, "r1_every": 4})):
+        cls, cfg = make_config(recipe, overrides={**BASE, **extra, "steps": 4, "lr_decay_start": 0.25,
+                                                  "resolution": 8})
+        data, info = load_data(cfg)
+        t = Trainer(cls(cfg, info), data, tmp_path / recipe, progress=False)
+        base = {p: [g["lr"] for g in o.param_groups] for p, o in t.opts.items()}
+        for step in range(4):
+            t.train_step()
+            for p, o in t.opts.items():
+                for g, lr in zip(o.param_groups, base[p]):
+                    assert math.isclose(g["lr"], lr * lr_factor(step, 4, 0.25))
+        if recipe == "stylegan":   # D's lr is d_lr * 4/5 (lazy R1 every 4): the schedule kept that ratio
+            assert math.isclose(base["D"][0], cfg.d_lr * 4 / 5)
+    # the closed form: constant through step round(0.25 * 4) = 1, then 1 - (step - 1) / 4
+    assert [lr_factor(s, 4, 0.25) for s in range(4)] == [1.0, 1.0, 0.75, 0.5]
+    assert [lr_factor(s, 4, 1.0) for s in range(4)] == [1.0] * 4

@@ -74,6 +74,7 @@ class RecipeConfig:
     d_lr: float = 2e-4
     betas: tuple[float, ...] = (0.5, 0.999)   # Adam (beta1, beta2)
     momentum: float = 0.9             # SGD momentum (Goodfellow 2014 used SGD with momentum)
+    lr_decay_start: float = 1.0       # fraction of steps after which every lr decays linearly to 0; 1 = constant
     ema_decay: float = 0.0            # EMA of G's weights per G update; 0 = off (e.g. 0.999)
     label_smoothing: float = 0.0      # one-sided: real target 1 - s (Salimans 2016 §3.4)
     sample_every: int = 500           # steps between fixed-noise sample grids
@@ -95,11 +96,21 @@ class RecipeConfig:
             if getattr(self, key) not in allowed:
                 raise GanforgeError(f"config key {key!r} must be one of {', '.join(allowed)}; "
                                     f"got {getattr(self, key)!r}")
+        if not 0 <= self.lr_decay_start <= 1:
+            raise GanforgeError(f"config key 'lr_decay_start' must be in [0, 1]; got {self.lr_decay_start}")
         if self.eval_every < 0:
             raise GanforgeError(f"config key 'eval_every' must be >= 0; got {self.eval_every}")
         for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "num_samples", "eval_num"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
+
+
+def lr_factor(step: int, steps: int, decay_start: float) -> float:
+    """The learning-rate multiplier at `step`: 1 until step `start` = round(decay_start * steps), then linear
+    towards 0 - CycleGAN's 1 - max(0, epoch - n_epochs) / (n_epochs_decay + 1) with steps for epochs (Zhu 2017,
+    Sec. 4), > 0 at the last step. A pure function of the step, so a resumed run follows it exactly."""
+    start = round(decay_start * steps)
+    return 1.0 - max(0, step - start) / (steps - start + 1)
 
 
 class Recipe:

@@ -8,9 +8,8 @@ G minimises E (D(G(x)) - 1)^2, D minimises 1/2 [E (D(y) - 1)^2 + E D(G(x))^2] (t
 D is trained on a history of 50 generated images (ImagePool, Shrivastava 2017), lambda = 10, Adam 2e-4 /
 beta1 0.5, constant learning rate for the first half of training, then linear decay to zero (Sec. 4).
 
-The learning-rate schedule is a pure function of the step (lr_factor): phases(step) writes it into the
-optimizers the recipe was asked to create (the trainer owns and checkpoints them, and does not run
-schedulers), so a resumed run follows it exactly. The history pools live in state_dict() (tensors only).
+The learning-rate schedule is the trainer's `lr_decay_start` (recipes/base.py lr_factor), here defaulting to
+the paper's 1/2. The history pools live in state_dict() (tensors only).
 """
 from __future__ import annotations
 
@@ -36,7 +35,7 @@ class CycleGANConfig(RecipeConfig):
     lambda_cyc: float = 10.0     # lambda of Eq. 3
     lambda_id: float = 0.5       # identity loss weight, as a fraction of lambda_cyc (0.5 lambda); 0 = off
     pool_size: int = 50          # generated-image history D is trained on; 0 = the current batch only
-    lr_decay_start: float = 0.5  # fraction of steps after which the lr decays linearly to 0 (1 = constant)
+    lr_decay_start: float = 0.5  # constant for the first half, then linear to 0 (the paper's 100 + 100 epochs)
     g_width: int = 64            # c7s1-64 (first layer); 2x and 4x after the two downsamplings
     g_blocks: int = 6            # residual blocks: 6 at 128 px, 9 at 256 px in the paper
     d_width: int = 64            # PatchGAN's first layer
@@ -50,17 +49,8 @@ class CycleGANConfig(RecipeConfig):
         for key in ("lambda_cyc", "lambda_id", "pool_size", "d_layers"):
             if getattr(self, key) < 0:
                 raise GanforgeError(f"config key {key!r} must be >= 0; got {getattr(self, key)}")
-        if not 0 <= self.lr_decay_start <= 1:
-            raise GanforgeError(f"config key 'lr_decay_start' must be in [0, 1]; got {self.lr_decay_start}")
         if self.g_blocks < 1:
             raise GanforgeError(f"config key 'g_blocks' must be >= 1; got {self.g_blocks}")
-
-
-def lr_factor(step: int, steps: int, decay_start: float) -> float:
-    """1 until step `start` = round(decay_start * steps), then linear towards 0: the official code's
-    1 - max(0, epoch - n_epochs) / (n_epochs_decay + 1), with steps for epochs (> 0 at the last step)."""
-    start = round(decay_start * steps)
-    return 1.0 - max(0, step - start) / (steps - start + 1)
 
 
 def g_adversarial(kind: str, fake_logits: Tensor) -> Tensor:
@@ -89,7 +79,6 @@ class CycleGAN(TranslationRecipe):
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.pools = {d: ImagePool(cfg.pool_size, seed=cfg.seed * 2 + k) for k, d in enumerate("ab")}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     def build(self) -> nn.ModuleDict:
         c = self.cfg
@@ -109,15 +98,7 @@ class CycleGAN(TranslationRecipe):
         D = lambda: PatchDiscriminator(c_a, c.d_width, layers=layers, norm=c.norm)  # noqa: E731
         return nn.ModuleDict({"G_ab": G(), "G_ba": G(), "D_a": D(), "D_b": D()})
 
-    def optimizer(self, player: str, params) -> torch.optim.Optimizer:
-        self.optimizers[player] = opt = super().optimizer(player, params)
-        return opt
-
     def phases(self, step: int) -> list[Phase]:
-        f = lr_factor(step, self.cfg.steps, self.cfg.lr_decay_start)
-        for player, opt in self.optimizers.items():
-            for group in opt.param_groups:
-                group["lr"] = self.lr(player) * f
         # G first, then D on the fakes G just made (through the pools), as the reference code does
         return [Phase("G", "G", self.g_loss), Phase("D", "D", self.d_loss)]
 

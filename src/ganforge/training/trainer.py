@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..recipes.base import Recipe, StepContext
+from ..recipes.base import Recipe, StepContext, lr_factor
 from . import checkpoint, distributed
 from .callbacks import RunLog, finite, sample_suffix, write_samples
 from .ema import EMA
@@ -180,6 +180,9 @@ class Trainer:
         self.ema = EMA(self.nets[recipe.ema], cfg.ema_decay) if recipe.ema and cfg.ema_decay > 0 else None
         self.opts = {p: fused_optimizer(recipe.optimizer(p, [q for n in nets for q in self.nets[n].parameters()]))
                      for p, nets in recipe.players.items()}
+        for opt in self.opts.values():     # the schedule scales each group's own lr (StyleGAN's lazy ratio too)
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
         fp16 = self.precision == "fp16"
         self.scalers = {p: torch.amp.GradScaler("cuda", enabled=fp16) for p in recipe.players}
         if self.device.type == "cuda":
@@ -328,6 +331,11 @@ class Trainer:
         self._release_others()
         logs: dict[str, torch.Tensor] = {}
         shared: dict = {}        # per-iteration scratch a recipe may use to pass tensors between phases
+        if self.cfg.lr_decay_start < 1:
+            f = lr_factor(self.step, self.cfg.steps, self.cfg.lr_decay_start)
+            for opt in self.opts.values():
+                for group in opt.param_groups:
+                    group["lr"] = group["initial_lr"] * f
         for phase in self.recipe.phases(self.step):
             if self.step % phase.every:
                 continue
