@@ -7,18 +7,16 @@ read with an unpickler that only admits numpy arrays: a malicious file cannot ru
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
-import os
 import pickle
 import struct
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..download import fetch
 from ..errors import GanforgeError
 from .base import Data, DataInfo
 from .images import image_info
@@ -35,31 +33,10 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def download(url: str, dest: Path, md5sum: str | None, timeout: float = 60.0) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-        if md5sum and md5(tmp) != md5sum:
-            raise GanforgeError(f"download of {url} has the wrong checksum (expected MD5 {md5sum}); "
-                                f"nothing was saved — try again or fetch the file by hand into {dest.parent}")
-        os.replace(tmp, dest)
-        return dest
-    except OSError as e:
-        raise GanforgeError(f"could not download {url} ({e}); check the connection or put the file in "
-                            f"{dest.parent} by hand") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+def download(url: str, dest: Path, md5sum: str | None) -> Path:
+    """One archive file, MD5-checked (the checksums the data sets publish), atomically (ganforge.download)."""
+    return fetch(url, dest, algorithm="md5", expected=md5sum, what=dest.name,
+                 fix=f"fetch the file by hand into {dest.parent}")
 
 
 # -- MNIST --------------------------------------------------------------------------------------------------

@@ -11,11 +11,6 @@ for the Inception Score). Preprocessing: see `preprocess`.
 """
 from __future__ import annotations
 
-import hashlib
-import http.client
-import os
-import tempfile
-import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -23,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..download import cache_dir as cache_dir_of
+from ..download import fetch, file_hash
 from ..errors import GanforgeError
 
 DEFAULT_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -210,44 +207,8 @@ class InceptionFID(nn.Module):
 
 
 def weights_sha256(path) -> str:
-    """Hex SHA-256 of a file, read in chunks (recorded with every metric as the weights' identity)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("GANFORGE_CACHE") or Path.home() / ".cache" / "ganforge")
-
-
-def download_weights(url: str, cache_dir, sha256_prefix: str) -> Path:
-    """Download `url` into cache_dir/<file name>, atomically: a temporary file in the same folder is
-    hash-checked and then renamed, so an interrupted or corrupt download never leaves a file behind."""
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / url.rstrip("/").rsplit("/", 1)[-1]
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=target.name + ".", suffix=".part")
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
-        digest = h.hexdigest()
-        if not digest.startswith(sha256_prefix):
-            raise GanforgeError(f"downloaded {url} has SHA-256 {digest}, expected it to start with "
-                                f"{sha256_prefix!r}; the file was discarded. Download it by hand and pass "
-                                f"--weights PATH, or check the URL")
-        os.replace(tmp, target)
-    except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, cut-off transfers
-        raise GanforgeError(f"could not download FID Inception weights from {url}: {e}. Download the file "
-                            f"by hand and pass --weights PATH, or place it at {target}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
+    """Hex SHA-256 of a file (recorded with every metric as the weights' identity)."""
+    return file_hash(path, "sha256")
 
 
 def _find_weights(weights, cache_dir, download: bool, url: str, sha256_prefix: str) -> Path:
@@ -257,8 +218,7 @@ def _find_weights(weights, cache_dir, download: bool, url: str, sha256_prefix: s
             raise GanforgeError(f"FID Inception weights file {path} does not exist; pass --weights with the "
                                 f"path to pt_inception-2015-12-05-6726825d.pth")
         return path
-    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    cached = cache_dir / url.rstrip("/").rsplit("/", 1)[-1]
+    cached = cache_dir_of(cache_dir) / url.rstrip("/").rsplit("/", 1)[-1]
     if cached.is_file():
         return cached
     if not download:
@@ -266,7 +226,8 @@ def _find_weights(weights, cache_dir, download: bool, url: str, sha256_prefix: s
                             f"(cache: $GANFORGE_CACHE or ~/.cache/ganforge). Fix: pass --weights PATH to a "
                             f"copy of {cached.name}, put it at {cached}, or enable download (download=True) "
                             f"to fetch {url}")
-    return download_weights(url, cache_dir, sha256_prefix)
+    return fetch(url, cached, expected=sha256_prefix, what="FID Inception weights",
+                 fix=f"download the file by hand and pass --weights PATH, or place it at {cached}")
 
 
 def load_inception(weights=None, cache_dir=None, download: bool = False, url: str = DEFAULT_URL,

@@ -15,13 +15,8 @@
 """
 from __future__ import annotations
 
-import hashlib
-import http.client
 import math
-import os
 import re
-import tempfile
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,6 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
+from ..download import cache_dir as cache_dir_of
+from ..download import fetch, file_hash
 from ..errors import GanforgeError
 from ..registry import suggest
 
@@ -56,48 +53,13 @@ def vgg19_layers() -> dict[str, int]:
     return names
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("GANFORGE_CACHE") or Path.home() / ".cache" / "ganforge").expanduser()
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def download_file(url: str, cache_dir, what: str = "weights") -> Path:
-    """Fetch `url` into cache_dir/<its file name> atomically, checking the SHA-256 prefix in the name.
-
-    The name convention is torchvision's (`name-<sha256 prefix>.ext`). The bytes go to a temporary file
-    in the same folder, which is renamed only once the hash matches: an interrupted or corrupt transfer
-    never leaves a file that a later run would trust.
-    """
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / url.rstrip("/").rsplit("/", 1)[-1]
+def download_file(url: str, cache: Path, what: str = "weights") -> Path:
+    """Fetch `url` into cache/<its file name>, checked against the SHA-256 prefix the name carries
+    (torchvision's `name-<sha256 prefix>.ext` convention)."""
+    target = cache / url.rstrip("/").rsplit("/", 1)[-1]
     match = re.search(r"-([0-9a-f]{6,})\.", target.name)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=target.name + ".", suffix=".part")
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
-        if match and not h.hexdigest().startswith(match.group(1)):
-            raise GanforgeError(f"downloaded {url} has SHA-256 {h.hexdigest()}, which does not start with "
-                                f"{match.group(1)!r} as its name says; the file was discarded. Check the URL, "
-                                f"or download it by hand and pass its path")
-        os.replace(tmp, target)
-    except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, cut-off transfers
-        raise GanforgeError(f"could not download {what} from {url}: {e}. Download the file by hand and "
-                            f"pass its path, or place it at {target}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
+    return fetch(url, target, expected=match.group(1) if match else None, what=what,
+                 fix=f"download the file by hand and pass its path, or place it at {target}")
 
 
 def _find_weights(weights, cache_dir, download_ok: bool, url: str) -> Path:
@@ -107,8 +69,8 @@ def _find_weights(weights, cache_dir, download_ok: bool, url: str) -> Path:
             raise GanforgeError(f"VGG19 weights file {path} does not exist; pass the path to torchvision's "
                                 f"{VGG19_URL.rsplit('/', 1)[-1]}")
         return path
-    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    cached = cache_dir / url.rstrip("/").rsplit("/", 1)[-1]
+    cache = cache_dir_of(cache_dir)
+    cached = cache / url.rstrip("/").rsplit("/", 1)[-1]
     if cached.is_file():
         return cached
     if not download_ok:
@@ -116,7 +78,7 @@ def _find_weights(weights, cache_dir, download_ok: bool, url: str) -> Path:
                             f"or ~/.cache/ganforge). Fix: pass weights=PATH, put the file at {cached}, allow "
                             f"download=True (needs internet) to fetch {url}, or use the offline feature net "
                             f"'random'")
-    return download_file(url, cache_dir, "VGG19 weights")
+    return download_file(url, cache, "VGG19 weights")
 
 
 class VGG19Features(nn.Module):
@@ -188,7 +150,7 @@ class VGG19Features(nn.Module):
             self.load_state_dict({k: state[k] for k in own}, strict=True)
         except RuntimeError as e:  # shape mismatches
             raise GanforgeError(f"{path} does not match VGG19 up to {self.layer}: {e}") from e
-        self.weights_path, self.weights_sha256 = str(path), file_sha256(path)
+        self.weights_path, self.weights_sha256 = str(path), file_hash(path)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[1] == 1:
