@@ -262,6 +262,10 @@ def bench_training(res: int, a, device: torch.device, peaks: dict, tmp: Path) ->
         print(f"  {name:9s}: {flops / 1e9:6.2f} GFLOP/step, achieved {fmt_flops(achieved)} = "
               f"{100 * achieved / peaks['bf16']:.0f}% of the bf16 matmul peak, "
               f"{100 * achieved / peaks['fp32']:.0f}% of fp32")
+    # the roofline: ganforge's FLOPs per step run at the measured bf16 matmul peak (no conv reaches it)
+    out["bound"] = peaks["bf16"] / out["flops_gf"] * a.batch
+    print(f"  ceiling: ganforge's FLOPs/step at 100% of the bf16 matmul peak = {out['bound']:.0f} img/s = "
+          f"{out['bound'] / out['ref']:.2f}x the reference")
     print(f"  peak memory per step ({how}): reference {out['mem_ref']:.0f} MiB, ganforge {out['mem_gf']:.0f} MiB")
 
     # sampling: the trained-model path (eval mode, no grad), fp32 and the trainer's precision
@@ -385,12 +389,13 @@ def main(argv=None) -> int:
             results.append(bench_training(res, a, device, peaks, Path(tmp)))
     if not a.skip_features:
         bench_features(a, device, a.res[0])
-    print(f"\n| resolution | reference img/s (fp32, {a.threads} thr.) | ganforge img/s | precision | speed-up |"
+    print(f"\n| resolution | reference img/s (fp32, {a.threads} thr.) | ganforge img/s | precision | speed-up | "
+          f"ceiling at the bf16 peak |"
           + (f" reference at default {a.default_threads} thr. | speed-up vs that |" if "ref_default" in results[0] else ""))
-    print("|---|---|---|---|---|" + ("---|---|" if "ref_default" in results[0] else ""))
+    print("|---|---|---|---|---|---|" + ("---|---|" if "ref_default" in results[0] else ""))
     for r in results:
-        print(f"| {r['res']}x{r['res']} | {r['ref']:.1f} | {r['ganforge']:.1f} | {r['precision']} | {r['ratio']:.2f}x |"
-              + (f" {r['ref_default']:.1f} | {r['ratio_default']:.2f}x |" if "ref_default" in r else ""))
+        print(f"| {r['res']}x{r['res']} | {r['ref']:.1f} | {r['ganforge']:.1f} | {r['precision']} | {r['ratio']:.2f}x | "
+              f"{r['bound'] / r['ref']:.2f}x |" + (f" {r['ref_default']:.1f} | {r['ratio_default']:.2f}x |" if "ref_default" in r else ""))
     return 0
 
 

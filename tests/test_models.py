@@ -44,3 +44,21 @@ def test_mlp_shapes():
     assert D(x).shape == (5,) and D.features(x).shape == (5, 16)
     P = MLPGenerator(4, (2,), hidden=16)
     assert P(torch.randn(3, 4)).shape == (3, 2)
+
+
+def test_dcgan_d_gradients_stay_channels_last():
+    """D's features are flattened as a view of channels_last activations, so no layer's backward sees a
+    gradient in another layout than its activation (mixed layouts took a slow path)."""
+    from ganforge.models.dcgan import DCGANDiscriminator
+    D = DCGANDiscriminator(16, 1, 8).to(memory_format=torch.channels_last)
+    grads = []
+    def keep(_m, _i, y):
+        y.register_hook(grads.append)
+    for m in D.body:
+        if isinstance(m, torch.nn.LeakyReLU):
+            m.register_forward_hook(keep)
+    x = torch.randn(4, 1, 16, 16).contiguous(memory_format=torch.channels_last)
+    D(x).sum().backward()
+    assert len(grads) == 2 and all(g.is_contiguous(memory_format=torch.channels_last) for g in grads)
+    # the (h, w, c) order is the same function whatever the layout
+    assert torch.allclose(D(x.contiguous()), D(x), atol=1e-6)

@@ -74,7 +74,10 @@ class DCGANDiscriminator(nn.Module):
         self.apply(dcgan_init)
 
     def features(self, x: Tensor) -> Tensor:
-        return self.body(x).flatten(1)
+        # flattened in (h, w, c) order: a view of the channels_last activations the trainer runs, so their
+        # gradient comes back channels_last as well; a (c, h, w) flatten handed the last LeakyReLU a contiguous
+        # gradient, and its backward on mixed layouts took 3.4 ms instead of 0.06 (one CPU core, 256x4x4)
+        return self.body(x).permute(0, 2, 3, 1).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x)).squeeze(1)
