@@ -112,7 +112,7 @@ def test_lsgan_accuracy_uses_its_own_targets(tmp_path):
     assert out["loss"].item() == pytest.approx(0.5 * 0.7 ** 2 + 0.5 * 0.3 ** 2)   # Mao eq. 2, a=0 b=1
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", NEW + ("gan",))
 def test_presets_resolve(name):
     for preset in _recipes()[name].presets:
         make_config(name, preset)

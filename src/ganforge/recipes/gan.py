@@ -36,6 +36,11 @@ class GAN(AdversarialRecipe):
     presets = {
         "ring": {"data": "toy:ring"},
         "grid": {"data": "toy:grid"},
+        # the best mode-coverage settings measured on the PacGAN mixtures (docs/stable.md, Results)
+        "ring-best": {"data": "toy:ring", "pac": 4, "d_steps": 3, "ema_decay": 0.999, "steps": 40000,
+                      "lr_decay_start": 0.5},
+        "grid-best": {"data": "toy:grid", "pac": 4, "d_steps": 2, "hidden": 256, "batch_size": 1024,
+                      "ema_decay": 0.99, "steps": 30000, "lr_decay_start": 0.5},
         # the paper's saturating minimax game (eq. 1) on 1-D Gaussian data, as in its Figure 1
         "gauss1d": {"data": "toy:gauss1d", "loss": "minimax", "z_dim": 1, "hidden": 32, "depth": 2,
                     "steps": 2000, "batch_size": 128, "sample_every": 250},
