@@ -6,7 +6,7 @@ high quality if its distance to the nearest mean is < 3 std; a mode is captured 
 KL between the HQ mode histogram and uniform (ganforge.metrics.stats.mode_coverage). One row per seed, then
 the mean. PacGAN reports the mean over 10 trials: ring PacGAN4 7.8 / 95.9% / 0.07, grid 24.8 / 93.6% / 0.04.
 
-    python benchmarks/mode_collapse.py --recipe gan --preset ring-best --seeds 5   # pac=4 d_steps=3 EMA, 40k steps
+    python benchmarks/mode_collapse.py --recipe gan --preset ring-best --seeds 5   # pac=4 d_steps=3 EMA, 60k steps
     python benchmarks/mode_collapse.py --recipe gan --preset grid-best --seeds 5   # pac=4 d_steps=2 batch 1024, 30k
     python benchmarks/mode_collapse.py --recipe gan --preset ring --seeds 5 steps=15000   # the plain GAN baseline
     python benchmarks/mode_collapse.py --recipe gan --preset ring --seeds 1 pac=4 steps=2000   # overrides

@@ -37,7 +37,7 @@ class GAN(AdversarialRecipe):
         "ring": {"data": "toy:ring"},
         "grid": {"data": "toy:grid"},
         # the best mode-coverage settings measured on the PacGAN mixtures (docs/stable.md, Results)
-        "ring-best": {"data": "toy:ring", "pac": 4, "d_steps": 3, "ema_decay": 0.999, "steps": 40000,
+        "ring-best": {"data": "toy:ring", "pac": 4, "d_steps": 3, "ema_decay": 0.999, "steps": 60000,
                       "lr_decay_start": 0.5},
         "grid-best": {"data": "toy:grid", "pac": 4, "d_steps": 2, "hidden": 256, "batch_size": 1024,
                       "ema_decay": 0.99, "steps": 30000, "lr_decay_start": 0.5},
