@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,14 @@ from .config import from_dict, to_dict
 from .data import DataInfo, resolve
 from .errors import GanforgeError
 from .registry import RECIPES, suggest
-from .training import checkpoint
+from .training import checkpoint, distributed
 
 RUN_FORMAT = 1
 
 
 def _is_main() -> bool:
     """Rank 0 of a torchrun job (or a plain process): the only one that writes run files."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return distributed.from_env()[0] == 0
 
 
 def _recipes():
@@ -107,7 +106,7 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
     cls, cfg = make_config(recipe, preset, overrides)
     data, info = load_data(cfg)
     rec = cls(cfg, info)
-    if out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if out is None and distributed.from_env()[1] > 1:
         raise GanforgeError("under torchrun pass --out DIR, so that every process writes to the same run")
     run_dir = Path(out) if out else _default_out(recipe, preset, cfg)
     run = {"format_version": RUN_FORMAT, "ganforge_version": __version__, "recipe": recipe, "preset": preset,
@@ -175,7 +174,7 @@ class Generator:
         labels = labels.to(device) if labels is not None else None
         kw = {}
         if truncation is not None:
-            if "truncation" not in getattr(self.recipe, "sample_kwargs", ()):
+            if "truncation" not in self.recipe.sample_kwargs:
                 raise GanforgeError(f"--truncation applies to recipes with a truncation trick (stylegan); "
                                     f"{self.recipe.name} has none")
             kw["truncation"] = truncation

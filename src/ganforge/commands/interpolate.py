@@ -60,7 +60,7 @@ def latent_walk(g, space: str, n: int, points: int, frames: int, seed: int = 0, 
         raise GanforgeError(f"interpolate draws images; this {recipe.name} run generates {g.info.kind}")
     if space == "w" and not all(hasattr(G, a) for a in ("mapping", "synthesis", "num_ws")):
         raise GanforgeError(f"--space w needs a stylegan run (this is a {recipe.name} run); use --space z")
-    if truncation != 1.0 and "truncation" not in getattr(recipe, "sample_kwargs", ()):
+    if truncation != 1.0 and "truncation" not in recipe.sample_kwargs:
         raise GanforgeError(f"--truncation applies to stylegan runs; {recipe.name} has no w_avg to truncate towards")
     if space == "w":
         ws_keys = torch.stack([G.mapping(k, truncation) for k in keys])

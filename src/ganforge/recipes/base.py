@@ -32,10 +32,10 @@ class StepContext:
     """What a phase's loss sees: the step, a lazily drawn real batch, and noise on the right device."""
 
     def __init__(self, step: int, draw: Callable[[], dict[str, Tensor]], device: torch.device, batch_size: int,
-                 repeat: int = 0):
+                 repeat: int = 0, shared: dict | None = None):
         self.step = step
         self.repeat = repeat          # which of the phase's `repeat` updates this is (0-based)
-        self.shared: dict = {}        # tensors one phase of a step hands to the next (set by the trainer)
+        self.shared = {} if shared is None else shared   # tensors one phase of a step hands to the next
         self.device = device
         self.batch_size = batch_size
         self._draw = draw
@@ -141,6 +141,7 @@ class Recipe:
         return G(z)
 
     conditional = False                              # True: generate() needs labels (class ids, captions...)
+    sample_kwargs: tuple[str, ...] = ()              # extra keyword arguments generate() accepts (truncation)
 
     def sample_labels(self, n: int, labels=None) -> Tensor | None:
         """Conditions for n samples: None when unconditional; class ids cycle 0..K-1 unless given."""

@@ -49,21 +49,30 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def save(run_dir: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
-         meta: dict[str, Any]) -> Path:
-    root = Path(run_dir) / "checkpoints"
+def _write_folder(root: Path, name: str, step: int, weights: dict[str, torch.Tensor], meta: dict[str, Any],
+                  state: dict[str, Any] | None = None) -> Path:
+    """checkpoints/<name>/ written into a temporary folder and renamed into place: a crash leaves the old
+    folder or the new one, never half of either."""
     root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:06d}"
-    tmp = root / f".tmp-{name}"
+    tmp, final, old = root / f".tmp-{name}", root / name, root / f".old-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(weights, str(tmp / "weights.safetensors"))
-    torch.save(state, tmp / "state.pt")
+    if state is not None:
+        torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps({**meta, "step": step, "format_version": FORMAT_VERSION}, indent=2))
-    final = root / name
     if final.exists():
-        shutil.rmtree(final)
+        os.replace(final, old)
     os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def save(run_dir: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
+         meta: dict[str, Any]) -> Path:
+    root = Path(run_dir) / "checkpoints"
+    name = f"step-{step:06d}"
+    final = _write_folder(root, name, step, weights, meta, state)
     pointer = root / "latest.tmp"
     pointer.write_text(name + "\n")
     os.replace(pointer, root / "latest")
@@ -73,18 +82,7 @@ def save(run_dir: Path, step: int, weights: dict[str, torch.Tensor], state: dict
 def save_best(run_dir: Path, step: int, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """checkpoints/best/: weights and meta of the best evaluation so far (loadable with ganforge.load);
     replaced atomically, and `latest` is left alone."""
-    root = Path(run_dir) / "checkpoints"
-    tmp, final = root / ".tmp-best", root / "best"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(weights, str(tmp / "weights.safetensors"))
-    (tmp / "meta.json").write_text(json.dumps({**meta, "step": step, "format_version": FORMAT_VERSION}, indent=2))
-    old = root / ".old-best"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
+    return _write_folder(Path(run_dir) / "checkpoints", "best", step, weights, meta)
 
 
 def latest(run_dir: Path) -> Path:

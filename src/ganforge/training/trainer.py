@@ -342,8 +342,7 @@ class Trainer:
             names = self._player(phase.player)
             opt, scaler = self.opts[phase.player], self.scalers[phase.player]
             for i in range(phase.repeat):
-                ctx = StepContext(self.step, self._draw, self.device, self.cfg.batch_size, repeat=i)
-                ctx.shared = shared
+                ctx = StepContext(self.step, self._draw, self.device, self.cfg.batch_size, repeat=i, shared=shared)
                 with self.replicas.phase(names):
                     with self.autocast():
                         out = phase.loss(self.phase_nets, ctx)
