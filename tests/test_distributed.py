@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -141,24 +140,21 @@ WORKER = textwrap.dedent(r'''
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _torchrun(*args: str, world: int = 2) -> list[str]:
+    """torchrun's standalone rendezvous: its agent binds the store on port 0 (the kernel picks a free port
+    atomically) and the workers join through that store, so no port is chosen, released and raced for. A
+    port probed with bind-and-close can be taken by another process (or by a worker's own outgoing
+    connection) before rank 0 binds it: the flake this replaces."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}", *args]
 
 
 def _launch(tmp_path: Path, world: int = 2) -> list[dict]:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    port = _free_port()
-    procs = []
-    for rank in range(world):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                   LOCAL_RANK=str(rank), WORLD_SIZE=str(world), OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    logs = [p.communicate(timeout=120)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), "\n".join(f"--- rank {r}:\n{log}" for r, log in enumerate(logs))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run(_torchrun(str(script), str(tmp_path), world=world), env=env, capture_output=True,
+                       text=True, timeout=240)
+    assert p.returncode == 0, p.stdout + p.stderr
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
 
 
@@ -231,10 +227,9 @@ def test_sync_bn_option_synchronizes_the_trainers_batchnorm(ranks):
 def test_torchrun_cli(tmp_path):
     """`torchrun --nproc_per_node=2 -m ganforge train ...` end to end: one run directory, written once."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "ganforge", "train", "dcgan", "--steps", "2", "--out", str(out),
-           "--quiet", "resolution=8", "batch_size=4", "g_width=8", "d_width=8", "sample_every=2",
-           "checkpoint_every=2", "log_every=1", "num_samples=4"]
+    cmd = _torchrun("-m", "ganforge", "train", "dcgan", "--steps", "2", "--out", str(out), "--quiet",
+                    "resolution=8", "batch_size=4", "g_width=8", "d_width=8", "sample_every=2",
+                    "checkpoint_every=2", "log_every=1", "num_samples=4")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
