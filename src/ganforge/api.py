@@ -118,7 +118,7 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint.write_json_atomic(run_dir / "config.json", run)
     summary = trainer.fit(stop_at=stop_at)
-    return {"run_dir": str(run_dir), "skipped_images": data.skipped, **summary}
+    return {"run_dir": str(run_dir), "skipped_images": data.skipped, "skipped_files": data.skipped_names, **summary}
 
 
 def _run_recipe(run: dict[str, Any]):

@@ -84,8 +84,11 @@ def _report(s: dict) -> None:
     last = s.get("last_log", {})
     losses = ", ".join(f"{k}={v:.3f}" for k, v in last.items() if k.endswith("/loss"))
     print(f"\ntrained {s['recipe']} to step {s['step']} ({s['precision']} on {s['device']}; {losses})")
-    if s.get("skipped_images"):
-        print(f"skipped {s['skipped_images']} unreadable images")
+    if s.get("skipped_images"):   # the count, and the first few names so the files can be found and fixed
+        names = s.get("skipped_files") or []
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        shown = f": {', '.join(names[:3])}{more}" if names else ""
+        print(f"skipped {s['skipped_images']} unreadable images{shown}")
     print(f"  samples:    {s['samples']}")
     print(f"  loss plot:  {s['loss_plot']}")
     print(f"  checkpoint: {s['checkpoint']}")

@@ -36,10 +36,15 @@ class DataInfo:
 
 
 class Data:
-    """Samples `x` (uint8 images or float vectors) and optional int64 `y`, indexed as a whole."""
+    """Samples `x` (uint8 images or float vectors) and optional int64 `y`, indexed as a whole.
 
-    def __init__(self, x: Tensor, y: Tensor | None = None, skipped: int = 0):
-        self.x, self.y, self.skipped = x, y, skipped
+    `skipped`: the input files left out as unreadable (skip_bad=true), as their names or only a count;
+    `.skipped` is then the count and `.skipped_names` the names ([] when only a count was given)."""
+
+    def __init__(self, x: Tensor, y: Tensor | None = None, skipped: int | list[str] = 0):
+        self.x, self.y = x, y
+        self.skipped_names = [str(s) for s in skipped] if isinstance(skipped, (list, tuple)) else []
+        self.skipped = len(skipped) if isinstance(skipped, (list, tuple)) else int(skipped)
 
     def __len__(self) -> int:
         return self.x.shape[0]

@@ -1,6 +1,7 @@
 """Image data: scikit-learn's digits, a folder of images; shared resizing. Stored as uint8 N x C x H x W."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from ..errors import GanforgeError
 from .base import Data, DataInfo
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")   # gif/tiff: first frame
 
 
 def resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -66,13 +67,33 @@ def load_digits_data(variant: str, split: str) -> tuple[Data, DataInfo]:
     raise GanforgeError(f"unknown digits variant {variant!r}; use `digits` or `digits:stacked`")
 
 
+def _grey_to_8bit(im, path: Path):
+    """Pillow's deep grey modes (I;16*, I, F) -> L, scaled by the full range of the bit depth. convert("L")
+    clips instead, so a 16-bit image came out almost all white."""
+    from PIL import Image
+
+    a = np.asarray(im).astype(np.float64)
+    if im.mode == "F":
+        full = 1.0                 # float images hold 0..1 by convention
+    elif im.mode.startswith("I;16") or a.max() <= 65535:
+        full = 65535.0             # I;16 (65535 -> 255: /257); Pillow also decodes 16-bit PNG/TIFF as mode I
+    else:
+        full = 2.0 ** 31 - 1       # 32-bit signed integer samples
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > full:
+        raise GanforgeError(f"image {str(path)!r} (mode {im.mode}) has values outside 0..{full:.0f} "
+                            f"(min {a.min():g}, max {a.max():g}); save it as an 8- or 16-bit image")
+    return Image.fromarray(np.round(a * (255.0 / full)).astype(np.uint8), "L")
+
+
 def _open(path: Path, resolution: int):
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
-        im.load()
+        im.load()                  # a GIF or multi-page TIFF: its first frame
         im = ImageOps.exif_transpose(im)
-        rgb = im.mode not in ("L", "1", "I;16", "I", "LA")
+        if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+            im = _grey_to_8bit(im, path)
+        rgb = im.mode not in ("L", "1", "LA")
         im = im.convert("RGB" if rgb else "L")
     # resize the short side, then center crop: keeps the aspect ratio of any photo
     w, h = im.size
@@ -89,31 +110,43 @@ def load_folder(path: str, resolution: int | None, channels: int | None, skip_ba
     root = Path(path)
     if not root.is_dir():
         raise GanforgeError(f"image folder {path!r} does not exist; give folder:PATH to a directory of images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    found = sorted(p for p in root.rglob("*") if p.is_file())
+    files = [p for p in found if p.suffix.lower() in IMAGE_EXTS]
+    # other files are named in a note; hidden ones (.DS_Store, .git/...) are the system's, not the user's
+    other = [p for p in found if p.suffix.lower() not in IMAGE_EXTS
+             and not any(q.startswith(".") for q in p.relative_to(root).parts)]
     if not files:
-        raise GanforgeError(f"image folder {path!r} holds no images ({' '.join(IMAGE_EXTS)}); "
+        seen = f"; it has only {len(other)} other files, e.g. {other[0].name!r}" if other else ""
+        raise GanforgeError(f"image folder {path!r} holds no images ({' '.join(IMAGE_EXTS)}){seen}; "
                             f"put images in it or in one sub-folder per class")
+    if other:   # named once, so a folder of .heic or .jp2 photos is not silently half-read
+        print(f"ganforge: note: ignored {len(other)} files in {path!r} that are not "
+              f"{'/'.join(e[1:] for e in IMAGE_EXTS)}: " + ", ".join(str(p.relative_to(root)) for p in other[:5])
+              + (" ..." if len(other) > 5 else ""), file=sys.stderr)
     # labels from first-level sub-folders, when every image lies in one (the ImageFolder layout)
     parts = [p.relative_to(root).parts for p in files]
     classes = sorted({q[0] for q in parts}) if all(len(q) > 1 for q in parts) else []
     res = resolution or 64
-    arrays, labels, any_rgb, bad = [], [], False, 0
+    arrays, labels, any_rgb, bad = [], [], False, []
     for p, q in zip(files, parts):
         try:
             a, rgb = _open(p, res)
+        except GanforgeError:
+            raise                # readable, but its values make no sense: skipping would hide that
         except Exception as e:   # PIL raises many types for a broken file
             if not skip_bad:
                 raise GanforgeError(f"cannot read image {str(p)!r} ({type(e).__name__}: {e}); remove or fix it, "
                                     f"or set skip_bad=true to skip unreadable files") from None
-            bad += 1
+            bad.append(str(p))
             continue
         any_rgb |= rgb
         arrays.append(a)
         labels.append(classes.index(q[0]) if classes else 0)
     if not arrays:
-        raise GanforgeError(f"no readable image in {path!r} ({bad} skipped as unreadable)")
+        raise GanforgeError(f"no readable image in {path!r} ({len(bad)} skipped as unreadable: "
+                            f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})")
     want = channels or (3 if any_rgb else 1)
     x = torch.cat([set_channels(torch.from_numpy(np.array(a))[None], want) for a in arrays])
     y = torch.tensor(labels) if classes else None
-    data = Data(x, y, skipped=bad)
+    data = Data(x, y, skipped=bad)   # the names: reported after training
     return data, image_info(f"folder:{path}", x, y, classes)
