@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import GanforgeError
+from .precision import wide
 
 __all__ = ["gradient_penalty", "r1_penalty", "drift_penalty", "historical_average", "HistoricalAverage",
            "instance_noise"]
@@ -29,11 +30,6 @@ def _rand(shape, like: Tensor, generator: torch.Generator | None) -> Tensor:
     """U[0, 1) draws from ``generator`` (on its own device, so a CPU generator drives CUDA data too)."""
     device = generator.device if generator is not None else like.device
     return torch.rand(shape, generator=generator, device=device).to(like.device)
-
-
-def _fp32_or_wider(t: Tensor) -> Tensor:
-    """fp16/bf16 -> fp32 (sums of squares overflow or lose digits there); fp32 and fp64 stay as they are."""
-    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def _randn(shape, like: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -85,12 +81,12 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
         raise GanforgeError("r1_penalty: `real` does not require grad; call real.requires_grad_(True) "
                             "before computing real_logits = D(real)")
     (g,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-    return _fp32_or_wider(g).flatten(1).pow(2).sum(1).mean()
+    return wide(g).flatten(1).pow(2).sum(1).mean()
 
 
 def drift_penalty(real_logits: Tensor) -> Tensor:
     """E_real[D(x)^2]: keeps a WGAN critic's output from drifting far from 0 (ProGAN uses weight 1e-3)."""
-    return _fp32_or_wider(real_logits).pow(2).mean()
+    return wide(real_logits).pow(2).mean()
 
 
 def historical_average(params: Iterable[Tensor], averages: Iterable[Tensor]) -> Tensor:

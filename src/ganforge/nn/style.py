@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import GanforgeError
+from ..precision import wide
 
 HE_GAIN = math.sqrt(2.0)  # He's gain for layers followed by a (leaky) ReLU
 
@@ -92,7 +93,7 @@ class PixelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+        return x * torch.rsqrt(wide(x).square().mean(dim=1, keepdim=True) + self.eps)   # fp32 statistic
 
 
 class MinibatchStdDev(nn.Module):
@@ -117,11 +118,11 @@ class MinibatchStdDev(nn.Module):
         if c % f:
             raise GanforgeError(f"MinibatchStdDev: {c} channels cannot be split into num_features={f} "
                                 f"groups; use a num_features that divides {c}")
-        y = x.reshape(g, n // g, f, c // f, h, w)
+        y = wide(x).reshape(g, n // g, f, c // f, h, w)     # statistics in fp32 (precision.py)
         y = (y - y.mean(dim=0)).square().mean(dim=0)        # biased variance over the group
         y = (y + self.eps).sqrt().mean(dim=(2, 3, 4))       # std averaged over channels and pixels
         y = y.reshape(n // g, f, 1, 1).repeat(g, 1, h, w)   # row i gets its group i mod (n / g)
-        return torch.cat([x, y], dim=1)
+        return torch.cat([x, y.to(x.dtype)], dim=1)
 
 
 class NoiseInjection(nn.Module):
@@ -154,6 +155,7 @@ class AdaIN(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        x = wide(x)                                          # statistics in fp32 (precision.py)
         mu = x.mean(dim=(2, 3), keepdim=True)
         var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
         x = (x - mu) * torch.rsqrt(var + self.eps)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
+from ..precision import wide
 from ..registry import RECIPES
 from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
 
@@ -60,13 +61,13 @@ class SSGANConfig(RecipeConfig):
 
 def log_d(logits: Tensor) -> Tensor:
     """log D(x) with D(x) = Z/(Z+1): lse - softplus(lse)."""
-    lse = torch.logsumexp(logits, dim=1)
+    lse = torch.logsumexp(wide(logits), dim=1)          # fp32 under autocast (precision.py)
     return lse - F.softplus(lse)
 
 
 def log_one_minus_d(logits: Tensor) -> Tensor:
     """log(1 - D(x)) = log p(K+1 | x) = -softplus(lse)."""
-    return -F.softplus(torch.logsumexp(logits, dim=1))
+    return -F.softplus(torch.logsumexp(wide(logits), dim=1))
 
 
 def unsupervised_d(*, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -76,7 +77,7 @@ def unsupervised_d(*, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
 
 def feature_matching(*, real_features: Tensor, fake_features: Tensor) -> Tensor:
     """|| E f(x) - E f(G(z)) ||_2^2 over the batch means (Salimans §3.1)."""
-    return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
+    return (wide(real_features).mean(0) - wide(fake_features).mean(0)).pow(2).sum()
 
 
 class BatchNormMLPGenerator(nn.Module):
