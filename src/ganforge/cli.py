@@ -8,6 +8,11 @@ from pathlib import Path
 from .errors import GanforgeError
 
 TRAIN_FLAGS = ("data", "steps", "seed", "device", "precision")
+# ganforge.train()'s own arguments are not config keys: passed as key=value (or YAML keys) they would reach
+# train(**overrides) twice and fail with a TypeError. Each has its own flag; the hint says which.
+NOT_KEYS = {"out": "use --out DIR", "preset": "use --preset NAME", "progress": "use --quiet for no progress bar",
+            "recipe": "name it first: ganforge train RECIPE key=value ...",
+            "stop_at": "use steps=N (and `ganforge resume RUN --steps N` to go on)"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _not_config_keys(keys, where: str) -> None:
+    import inspect
+
+    from .api import train
+    # from the signature, so an argument added to train() later is caught too
+    args = {n for n, p in inspect.signature(train).parameters.items() if p.kind is not p.VAR_KEYWORD}
+    for k in keys:
+        if k in args:
+            raise GanforgeError(f"{where}{k!r} is not a config key; {NOT_KEYS.get(k, 'it is an argument of train()')}")
+
+
 def _train(a) -> int:
     from .api import train
     from .config import load_yaml, parse_overrides
@@ -65,8 +81,11 @@ def _train(a) -> int:
         recipe = recipe or data.pop("recipe", None)
         preset = preset or data.pop("preset", None)
         data.pop("recipe", None), data.pop("preset", None)
+        _not_config_keys(data, f"config file {a.config!r}: ")
         overrides.update(data)
-    overrides.update(parse_overrides(a.overrides))
+    pairs = parse_overrides(a.overrides)
+    _not_config_keys(pairs, "")
+    overrides.update(pairs)
     for flag in TRAIN_FLAGS:
         if getattr(a, flag) is not None:
             overrides[flag] = getattr(a, flag)
@@ -97,15 +116,22 @@ def _report(s: dict) -> None:
 
 def _sample(a) -> int:
     from .api import load
+    from .commands import out_file
     from .training.callbacks import sample_suffix
 
+    if a.num is not None and a.num < 1:       # 0 would silently mean the default, < 0 crash in torch
+        raise GanforgeError(f"-n must be >= 1 (how many to draw); got {a.num}")
     g = load(a.run)
     if a.text is not None and (a.label is not None or not hasattr(g.recipe, "encode_text")):
         raise GanforgeError("--text applies to text2image runs, and not together with --label")
+    suffix = sample_suffix(g.info.kind)
+    if a.out:     # checked before drawing: PIL / the CSV writer would fail (or write a misnamed file) after it
+        writes = {"image": "an image grid", "points": "a scatter plot"}.get(g.info.kind, "table rows (CSV)")
+        out_file(a.out, (suffix,), f"this {g.recipe.name} run writes {writes}")
     n = a.num or {"image": 64, "points": 2000}.get(g.info.kind, 1000)
     x = g.sample(n, seed=a.seed, labels=a.text if a.text is not None else a.label, truncation=a.truncation)
     tag = f"-label{a.label}" if a.label is not None else ("-text" if a.text is not None else "")
-    out = Path(a.out) if a.out else Path(a.run) / "samples" / f"sample-seed{a.seed}{tag}{sample_suffix(g.info.kind)}"
+    out = Path(a.out) if a.out else Path(a.run) / "samples" / f"sample-seed{a.seed}{tag}{suffix}"
     print(g.save(x, out))
     return 0
 
@@ -134,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     a, extra = parser.parse_known_args(argv)
     # key=value pairs may follow options (`train gan --steps 5 loss=minimax`): argparse leaves them over
-    if extra and (a.command != "train" or any("=" not in e or e.startswith("-") for e in extra)):
+    pairs = [e for e in extra if "=" in e and not e.startswith("-")]
+    if pairs and a.command == "resume":
+        # the stored config is what makes a resumed run continue the same training, so it is not changed
+        return _fail(f"resume keeps the run's config (only --steps N can change); to change "
+                     f"{', '.join(p.partition('=')[0] for p in pairs)} start a new run: "
+                     f"ganforge train RECIPE {' '.join(pairs)} --out NEW")
+    if extra and (a.command != "train" or len(pairs) < len(extra)):
         parser.error("unrecognized arguments: " + " ".join(extra))
     if extra:
         a.overrides += extra
@@ -152,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
             return _list(a)
         return a.func(a)
     except GanforgeError as e:
-        print(f"ganforge: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(str(e))
+
+
+def _fail(message: str) -> int:
+    print(f"ganforge: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -96,7 +96,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise GanforgeError(f"config file {str(p)!r} does not exist")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        # explicit utf-8: YAML is UTF-8 text, whatever the locale; other bytes get one line, not a traceback
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise GanforgeError(f"config file {str(p)!r} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
+                            f"offset {e.start}); save it as UTF-8") from None
     except yaml.YAMLError as e:
         raise GanforgeError(f"config file {str(p)!r} is not valid YAML: {e}") from None
     if not isinstance(data, dict):

@@ -36,6 +36,10 @@ def add(sub) -> None:
 def run(a) -> int:
     from ..metrics.evaluate import evaluate
     from ..metrics.report import format_table
+    from . import out_file
+
+    if a.out:     # checked first: the JSON is written last, after the whole evaluation has run
+        out_file(a.out, (".json",), "eval writes its results as JSON")
 
     result = evaluate(a.source, ref=a.ref, metrics=a.metrics, num=a.num, features=a.features, seed=a.seed,
                       weights=a.weights, batch_size=a.batch_size, split=a.split, reference=a.reference,

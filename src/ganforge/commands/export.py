@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GanforgeError
+from . import out_dir
 
 
 def add(sub) -> None:
@@ -33,8 +34,8 @@ def export(run_dir, out, onnx: bool = False) -> Path:
     from ..api import load
     from ..training.checkpoint import flatten, write_json_atomic
 
+    out = out_dir(out)
     g = load(run_dir)
-    out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise GanforgeError(f"export folder {str(out)!r} is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GanforgeError
+from . import out_file
 
 
 def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
@@ -80,17 +81,23 @@ def latent_walk(g, space: str, n: int, points: int, frames: int, seed: int = 0, 
     return [recipe.generate(G, z, labels, **kw).float().clamp(-1, 1) for z in walk(keys, frames, slerp)]
 
 
+def check_out(path, fps: int) -> Path:
+    """The walk's file name and frame rate, checked before anything is rendered or any folder made."""
+    if fps < 1:                       # 0 divides by zero in the frame duration; < 0 meant 1 ms frames
+        raise GanforgeError(f"--fps must be >= 1; got {fps}")
+    return out_file(path, (".gif", ".png"), "interpolate writes an animation (.gif) or a strip (.png)")
+
+
 def save_walk(frames: list[Tensor], path: Path, fps: int = 12) -> Path:
     from PIL import Image
 
     from ..viz import grid, save_grid
 
+    path = check_out(path, fps)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".png":
         strip = torch.stack(frames, dim=1).flatten(0, 1)          # row = one walk, column = one frame
         return save_grid(strip, path, nrow=len(frames))
-    if path.suffix.lower() != ".gif":
-        raise GanforgeError(f"--out {str(path)!r}: use a .gif (animation) or .png (strip) file name")
     images = []
     for x in frames:
         a = grid(x, nrow=min(8, x.shape[0]))
@@ -120,8 +127,9 @@ def add(subparsers) -> None:
 def run(args) -> int:
     from ..api import load
 
+    out = Path(args.out) if args.out else Path(args.run) / "samples" / f"walk-{args.space}-seed{args.seed}.gif"
+    check_out(out, args.fps)
     g = load(args.run)
     frames = latent_walk(g, args.space, args.num, args.points, args.frames, args.seed, args.truncation, args.label)
-    out = Path(args.out) if args.out else Path(args.run) / "samples" / f"walk-{args.space}-seed{args.seed}.gif"
     print(save_walk(frames, out, args.fps))
     return 0

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GanforgeError
+from . import out_dir
 
 
 def _is_style(G) -> bool:
@@ -149,6 +150,7 @@ def run(args) -> int:
         raise GanforgeError("--interpolate needs two images: ganforge invert RUN A.png B.png --interpolate")
     if args.frames < 2:
         raise GanforgeError(f"--frames must be >= 2; got {args.frames}")
+    out = out_dir(args.out if args.out else Path(args.run) / "inverted")   # before the optimization runs
     g = load(args.run)
     x = read_images(args.images, g.info.shape)
     labels = None
@@ -163,7 +165,6 @@ def run(args) -> int:
     elif conditional:
         raise GanforgeError(f"{g.recipe.name} is conditional: give the images' class with --label K")
     r = project(g, x, args.steps, args.lr, args.restarts, args.feature_weight, labels, args.seed)
-    out = Path(args.out) if args.out else Path(args.run) / "inverted"
     out.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(args.images):
         stem = Path(path).stem

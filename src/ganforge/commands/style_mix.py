@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GanforgeError
+from . import out_file
 
 BANDS = ("coarse", "middle", "fine")
 
@@ -100,12 +101,14 @@ def run(args) -> int:
     from ..api import load
     from ..viz import save_grid
 
+    # the cheap checks first, so a bad --out or --scale fails before the grid is synthesized
+    if args.scale < 0:
+        raise GanforgeError(f"--scale must be >= 0 (0 = auto); got {args.scale}")
+    out = Path(args.out) if args.out else Path(args.run) / "samples" / f"style-mix-seed{args.seed}.png"
+    out_file(out, (".png",), "style-mix writes a PNG grid")
     g = load(args.run)
     check_style_generator(g.G, args.run)
     bands = tuple(b.strip() for b in args.bands.split(",") if b.strip())
     images, nrow = style_mix_grid(g.G, args.rows, args.cols, args.seed, args.truncation, bands)
-    out = Path(args.out) if args.out else Path(args.run) / "samples" / f"style-mix-seed{args.seed}.png"
-    if args.scale < 0:
-        raise GanforgeError(f"--scale must be >= 0 (0 = auto); got {args.scale}")
     print(save_grid(images, out, nrow=nrow, upscale=args.scale))
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import GanforgeError
+from . import out_dir
 
 TRANSLATORS = ("pix2pix", "cyclegan")
 
@@ -137,6 +138,7 @@ def apply(recipe, G, x: torch.Tensor, resize: bool, seed: int) -> torch.Tensor:
 
 
 def run(args) -> int:
+    out = out_dir(args.out)
     recipe, G = load_translator(args.run, args.direction, args.device)
     if recipe.name not in TRANSLATORS:
         raise GanforgeError(f"{args.run!r} is an {recipe.name} run; use `ganforge upscale` for super-resolution")
@@ -144,7 +146,6 @@ def run(args) -> int:
     files = image_files(args.inputs)
     if not args.resize:
         check_sizes(recipe, files)
-    out = Path(args.out)
     for src, rel in files:
         try:
             y = apply(recipe, G, read_image(src, channels), args.resize, args.seed)

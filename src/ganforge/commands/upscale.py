@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import GanforgeError
+from . import out_dir
 from .translate import apply, check_sizes, image_files, load_translator, read_image, write_image
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -22,15 +23,19 @@ def add(subparsers) -> None:
 
 
 def run(args) -> int:
+    # inputs and --out first (they need no model): a missing input or a file where the output folder
+    # should be fails in one line here, not in mkdir after the model is loaded
+    files = image_files(args.inputs)
+    out = Path(args.out)
+    single = len(files) == 1 and Path(args.inputs[0]).is_file() and out.suffix.lower() in SUFFIXES
+    if not single:
+        out_dir(out)
     recipe, G = load_translator(args.run, None, args.device)
     if recipe.name != "srgan":
         raise GanforgeError(f"{args.run!r} is a {recipe.name} run; upscale needs an srgan run "
                             f"(use `ganforge translate` for {recipe.name})")
     channels = recipe.input_shape()[0]
-    files = image_files(args.inputs)
     check_sizes(recipe, files)
-    out = Path(args.out)
-    single = len(files) == 1 and Path(args.inputs[0]).is_file() and out.suffix.lower() in SUFFIXES
     for src, rel in files:
         try:
             y = apply(recipe, G, read_image(src, channels), resize=False, seed=0)

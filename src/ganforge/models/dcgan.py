@@ -11,10 +11,11 @@ import math
 from torch import Tensor, nn
 
 
-def check_resolution(resolution: int) -> int:
+def check_resolution(resolution: int, name: str = "DCGAN") -> int:
+    """`name`: the recipe whose nets need it (progan, stylegan, cgan ... share this check) for the message."""
     n = int(math.log2(resolution)) if resolution > 0 else 0
     if resolution < 8 or 2 ** n != resolution:
-        raise ValueError(f"DCGAN needs a power-of-two resolution >= 8; got {resolution}")
+        raise ValueError(f"{name} needs a power-of-two resolution >= 8; got {resolution}")
     return n - 2          # number of x2 stages between 4x4 and the output
 
 

@@ -100,6 +100,12 @@ class RecipeConfig:
             raise GanforgeError(f"config key 'lr_decay_start' must be in [0, 1]; got {self.lr_decay_start}")
         if self.eval_every < 0:
             raise GanforgeError(f"config key 'eval_every' must be >= 0; got {self.eval_every}")
+        # caught here, before the data is loaded: a negative size otherwise fails deep inside the resize
+        if self.resolution < 0:
+            raise GanforgeError(f"config key 'resolution' must be >= 0 (0 = the recipe's default for the data); "
+                                f"got {self.resolution}")
+        if self.channels not in (0, 1, 3):
+            raise GanforgeError(f"config key 'channels' must be 0 (the data's own), 1 or 3; got {self.channels}")
         for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "num_samples", "eval_num"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")

@@ -31,7 +31,7 @@ def image_nets_check(recipe) -> None:
         raise GanforgeError(f"{recipe.name} works on images; {info.spec!r} holds {info.kind}. "
                             f"Use the `gan` recipe (MLP) for points and tables")
     try:
-        check_resolution(info.shape[-1])
+        check_resolution(info.shape[-1], recipe.name)
     except ValueError as e:
         raise GanforgeError(f"{e}: set resolution=32 (or another power of two)") from None
 
