@@ -1,10 +1,13 @@
 """The public Python API: train(), resume(), load(), list_recipes(). The CLI is a thin layer over it."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import re
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from .config import from_dict, to_dict
 from .data import DataInfo, resolve
 from .errors import GanforgeError
 from .registry import RECIPES, suggest
-from .training import checkpoint, distributed
+from .training import checkpoint, distributed, lock
 
 RUN_FORMAT = 1
 
@@ -74,19 +77,48 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
         raise GanforgeError(f"{str(run_dir)!r} is not a ganforge run directory (no config.json); "
                             f"give the --out folder of a `ganforge train` run")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise GanforgeError(f"{str(path)!r} is corrupt ({e}); restore it or start a new run") from None
+        run = json.loads(path.read_bytes().decode("utf-8"))     # ganforge writes UTF-8, whatever the locale
+    except (OSError, ValueError) as e:                          # ValueError: bad UTF-8 or JSON
+        raise GanforgeError(f"{str(path)!r} is corrupt ({type(e).__name__}: {e}); restore it or start a new "
+                            f"run") from None
+    kinds = {"recipe": str, "config": dict, "data_info": dict}
+    bad = [k for k, t in kinds.items() if not isinstance(run, dict) or not isinstance(run.get(k), t)]
+    if bad:
+        raise GanforgeError(f"{str(path)!r} lacks {', '.join(bad)} (it was not written by `ganforge train`, or "
+                            f"was edited); restore it or start a new run")
+    return run
 
 
-def _check_out_dir(out: Path, run: dict[str, Any]) -> None:
-    if not out.exists() or not any(out.iterdir()):
-        return
+_OUTPUTS = ("checkpoints", "samples", "plots", "metrics.jsonl", "summary.json")
+
+
+def _clear_outputs(run_dir: Path, why: str) -> None:
+    """Restart a run that never wrote a checkpoint: its old logs and samples would contradict the new ones."""
+    print(f"ganforge: {run_dir} {why}; starting it again from step 0 (its old metrics, samples and plots are "
+          f"removed)", file=sys.stderr, flush=True)
+    for name in _OUTPUTS:
+        p = run_dir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def _check_out_dir(out: Path, run: dict[str, Any]) -> bool:
+    """Refuse an --out that holds something else; True when it holds this very run without a checkpoint (it
+    stopped before its first one), which train then starts again from step 0."""
+    if not out.exists() or not any(p.name != lock.NAME for p in out.iterdir()):
+        return False
     if not (out / "config.json").is_file():
         raise GanforgeError(f"output directory {str(out)!r} is not empty and holds no ganforge run; "
                             f"choose another --out")
     old = _read_run(out)
+    if old.get("recipe") == run["recipe"]:
+        with contextlib.suppress(GanforgeError):   # keys added since that run was written take their defaults
+            old["config"] = to_dict(_run_recipe(old)[1])
     if old.get("recipe") == run["recipe"] and old.get("config") == run["config"]:
+        if not checkpoint.exists(out):
+            return True
         raise GanforgeError(f"output directory {str(out)!r} already holds this run; continue it with "
                             f"`ganforge resume {out}` or choose another --out")
     diff = [k for k in sorted(set(old.get("config", {})) | set(run["config"]))
@@ -111,13 +143,16 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
     run_dir = Path(out) if out else _default_out(recipe, preset, cfg)
     run = {"format_version": RUN_FORMAT, "ganforge_version": __version__, "recipe": recipe, "preset": preset,
            "config": to_dict(cfg), "data_info": info.to_dict()}
-    if _is_main():
-        _check_out_dir(run_dir, run)
-    trainer = Trainer(rec, data, run_dir, progress=progress)   # builds the nets: recipe errors surface here
-    if _is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_json_atomic(run_dir / "config.json", run)
-    summary = trainer.fit(stop_at=stop_at)
+    # one writer per run folder, for the whole session (only rank 0 of a torchrun job writes, and locks)
+    with lock.hold(run_dir) if _is_main() else contextlib.nullcontext():
+        restart = _check_out_dir(run_dir, run) if _is_main() else False
+        trainer = Trainer(rec, data, run_dir, progress=progress)   # builds the nets: recipe errors surface here
+        if _is_main():
+            if restart:
+                _clear_outputs(run_dir, "holds this run but no checkpoint (it stopped before its first one)")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_json_atomic(run_dir / "config.json", run)
+        summary = trainer.fit(stop_at=stop_at)
     return {"run_dir": str(run_dir), "skipped_images": data.skipped, "skipped_files": data.skipped_names, **summary}
 
 
@@ -133,30 +168,39 @@ def _run_recipe(run: dict[str, Any]):
 
 def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
            stop_at: int | None = None) -> dict[str, Any]:
-    """Continue a run from its latest checkpoint (bit-identical to an uninterrupted run on CPU)."""
+    """Continue a run from its latest checkpoint (bit-identical to an uninterrupted run on CPU); a run that
+    stopped before its first checkpoint starts again from step 0."""
     from .training.trainer import Trainer
 
     run_dir = Path(run_dir)
-    run = _read_run(run_dir)
-    cls, cfg = _run_recipe(run)
-    ck = checkpoint.latest(run_dir)
-    if steps is not None:
-        cfg = dataclasses.replace(cfg, steps=steps)
-    data, info = load_data(cfg)
-    stored = DataInfo.from_dict(run["data_info"])
-    if (stored.shape, stored.num_classes) != (info.shape, info.num_classes):
-        raise GanforgeError(f"the data {cfg.data!r} changed since this run started (shape/classes "
-                            f"{stored.shape}/{stored.num_classes} -> {info.shape}/{info.num_classes}); "
-                            f"start a new run instead")
-    trainer = Trainer(cls(cfg, stored), data, run_dir, progress=progress)
-    trainer.load(ck)
-    if trainer.step >= cfg.steps:
-        raise GanforgeError(f"run {str(run_dir)!r} is already at step {trainer.step} of {cfg.steps}; "
-                            f"pass --steps N with N > {trainer.step} to train longer")
-    if steps is not None and _is_main():
-        run["config"] = to_dict(cfg)
-        checkpoint.write_json_atomic(run_dir / "config.json", run)
-    return {"run_dir": str(run_dir), **trainer.fit(stop_at=stop_at)}
+    _read_run(run_dir)            # a run folder, before a lock file is put into it
+    with lock.hold(run_dir) if _is_main() else contextlib.nullcontext():
+        run = _read_run(run_dir)  # as it is now that no one else writes it
+        cls, cfg = _run_recipe(run)
+        # a run stopped before its first checkpoint is started again from step 0 with its own config
+        fresh = not checkpoint.exists(run_dir)
+        ck = None if fresh else checkpoint.latest(run_dir)
+        if steps is not None:
+            cfg = dataclasses.replace(cfg, steps=steps)
+        data, info = load_data(cfg)
+        stored = DataInfo.from_dict(run["data_info"])
+        if (stored.shape, stored.num_classes) != (info.shape, info.num_classes):
+            raise GanforgeError(f"the data {cfg.data!r} changed since this run started (shape/classes "
+                                f"{stored.shape}/{stored.num_classes} -> {info.shape}/{info.num_classes}); "
+                                f"start a new run instead")
+        trainer = Trainer(cls(cfg, stored), data, run_dir, progress=progress)
+        if fresh:
+            if _is_main():
+                _clear_outputs(run_dir, "has no checkpoint yet (it stopped before its first one)")
+        else:
+            trainer.load(ck)
+        if trainer.step >= cfg.steps:
+            raise GanforgeError(f"run {str(run_dir)!r} is already at step {trainer.step} of {cfg.steps}; "
+                                f"pass --steps N with N > {trainer.step} to train longer")
+        if steps is not None and _is_main():
+            run["config"] = to_dict(cfg)
+            checkpoint.write_json_atomic(run_dir / "config.json", run)
+        return {"run_dir": str(run_dir), **trainer.fit(stop_at=stop_at)}
 
 
 class Generator:
@@ -191,7 +235,7 @@ class Generator:
 
 def load(path: str | Path) -> Generator:
     """Load a generator from a run directory (latest checkpoint), a checkpoint folder or an export folder."""
-    path = Path(path)
+    path = checkpoint.resolve(Path(path))     # a checkpoint being replaced in place: its previous version
     if (path / "meta.json").is_file() and not (path / "config.json").is_file():
         ck, run = path, _read_run(path.parent.parent)          # run/checkpoints/step-NNNNNN
     elif (path / "weights.safetensors").is_file():

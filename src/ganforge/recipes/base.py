@@ -79,6 +79,7 @@ class RecipeConfig:
     label_smoothing: float = 0.0      # one-sided: real target 1 - s (Salimans 2016 §3.4)
     sample_every: int = 500           # steps between fixed-noise sample grids
     checkpoint_every: int = 1000      # steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 3         # newest step-NNNNNN folders kept (latest and best always); 0 = keep all
     log_every: int = 50               # steps between metrics.jsonl rows
     num_samples: int = 64             # images in a sample grid (point data: at least 2,000 in its scatter)
     skip_bad: bool = False            # skip unreadable images (counted) instead of failing
@@ -100,6 +101,9 @@ class RecipeConfig:
             raise GanforgeError(f"config key 'lr_decay_start' must be in [0, 1]; got {self.lr_decay_start}")
         if self.eval_every < 0:
             raise GanforgeError(f"config key 'eval_every' must be >= 0; got {self.eval_every}")
+        if self.keep_checkpoints < 0:
+            raise GanforgeError(f"config key 'keep_checkpoints' must be >= 0 (0 keeps every checkpoint); "
+                                f"got {self.keep_checkpoints}")
         # caught here, before the data is loaded: a negative size otherwise fails deep inside the resize
         if self.resolution < 0:
             raise GanforgeError(f"config key 'resolution' must be >= 0 (0 = the recipe's default for the data); "

@@ -5,26 +5,40 @@ checkpoints/step-NNNNNN/
   state.pt              optimizers, RNG states, data position, recipe extras: tensors and plain Python
                         values only, read with torch.load(weights_only=True)
   meta.json             recipe, step, format and package versions
-checkpoints/latest      the name of the newest complete checkpoint
+checkpoints/latest      the name of the newest complete checkpoint (the commit point of a save)
+checkpoints/best/       weights and meta of the best evaluation (eval_every), replaced in place
 
-A checkpoint is written into a hidden temporary folder and renamed into place; `latest` is replaced with
-os.replace. A crash at any point leaves the previous checkpoint and pointer intact.
+Crash safety. A save writes the new folder as .tmp-NAME (every file and the folder fsynced), renames it into
+place, fsyncs checkpoints/, then writes latest.tmp, fsyncs it, os.replaces it over `latest` and fsyncs
+checkpoints/ again; only then are old folders deleted (renamed to .del-NAME first, so a half-deleted folder
+never carries a name a reader looks for). A folder replaced in place (best, or a step saved twice) is first
+renamed to .old-NAME; readers fall back to .old-NAME while NAME is missing, so one of the two is always
+found. The next save tidies whatever a crash left (_recover). A crash at any point therefore leaves `latest`
+naming a complete checkpoint: the previous one or the new one.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import os
+import pickle
+import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from ..errors import GanforgeError
 
 FORMAT_VERSION = 1
+STEP = re.compile(r"step-(\d+)")
 
 
 def flatten(nets: dict[str, torch.nn.Module], prefix: str = "") -> dict[str, torch.Tensor]:
@@ -49,40 +63,179 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+# -- writing --------------------------------------------------------------------------------------------------
+def _write_file(path: Path, data) -> None:
+    """Bytes to a file, flushed and fsynced. Everything a checkpoint holds is serialized in memory first and
+    written here, because safetensors' save_file and torch.save turn a full disk into a SafetensorError or an
+    opaque RuntimeError ("unexpected pos"); a plain write raises OSError(ENOSPC), which save() reports."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # a new name or a rename inside a folder is durable only once the folder itself is synced
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _step(name: str) -> int | None:
+    m = STEP.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def _recover(root: Path) -> None:
+    """Tidy what an interrupted save left: temporary and half-deleted folders go, a pointer never renamed goes,
+    and an .old-NAME whose NAME is missing (a crash between the two renames) is put back as NAME."""
+    for p in sorted(root.iterdir()):
+        if p.name.startswith((".tmp-", ".del-")):
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name == "latest.tmp":
+            p.unlink(missing_ok=True)
+        elif p.name.startswith(".old-"):
+            final = root / p.name[len(".old-"):]
+            if final.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.replace(p, final)
+
+
+def _delete(folder: Path) -> None:
+    trash = folder.with_name(f".del-{folder.name}")
+    os.replace(folder, trash)        # atomic: from here on no reader looks at it
+    shutil.rmtree(trash)
+
+
 def _write_folder(root: Path, name: str, step: int, weights: dict[str, torch.Tensor], meta: dict[str, Any],
                   state: dict[str, Any] | None = None) -> Path:
-    """checkpoints/<name>/ written into a temporary folder and renamed into place: a crash leaves the old
-    folder or the new one, never half of either."""
+    """checkpoints/<name>/ written as .tmp-<name>, synced, and renamed into place; an existing <name> is kept
+    as .old-<name> (readers fall back to it) until the caller has committed the new one and deletes it."""
     root.mkdir(parents=True, exist_ok=True)
+    _recover(root)
     tmp, final, old = root / f".tmp-{name}", root / name, root / f".old-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(weights, str(tmp / "weights.safetensors"))
+    _write_file(tmp / "weights.safetensors", safetensors_bytes(weights))
     if state is not None:
-        torch.save(state, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps({**meta, "step": step, "format_version": FORMAT_VERSION}, indent=2))
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        _write_file(tmp / "state.pt", buf.getbuffer())
+    meta = {**meta, "step": step, "format_version": FORMAT_VERSION}
+    _write_file(tmp / "meta.json", json.dumps(meta, indent=2).encode())
+    _fsync_dir(tmp)
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(root)
     return final
 
 
+def _write_error(root: Path, name: str, e: OSError) -> GanforgeError:
+    """A failed write, as one line; the temporary files go and a renamed-away old folder comes back."""
+    try:
+        _recover(root)
+    except OSError:
+        pass
+    kept = _pointer(root)
+    kept = f"checkpoints/latest still names {kept}" if kept else "no checkpoint of this run was written yet"
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        try:
+            n = shutil.disk_usage(root).free
+            free = next((f"{n / 2**b:.1f} {u}" for b, u in ((30, "GiB"), (20, "MiB"), (10, "KiB")) if n >= 2**b),
+                        f"{n} bytes") + " free"
+        except OSError:
+            free = "free space unknown"
+        return GanforgeError(f"no space left for checkpoint {name} in {str(root)!r} ({free}; {e.strerror}); "
+                             f"{kept}: free some space (or lower keep_checkpoints) and continue with "
+                             f"`ganforge resume {root.parent}`")
+    return GanforgeError(f"could not write checkpoint {name} in {str(root)!r} ({e.strerror or e}); {kept}: fix "
+                         f"that and continue with `ganforge resume {root.parent}`")
+
+
+def _prune(root: Path, keep: int, current: str) -> None:
+    """Keep the newest `keep` step folders up to `current` (the one just written, which `latest` names); best
+    is no step folder and stays. Later-numbered folders, left by a run that was rolled back (latest pointed at
+    an earlier step), are not ours to judge: the resumed run replaces them as it reaches them."""
+    if keep <= 0:
+        return
+    cur = _step(current)
+    steps = sorted((s, p) for p in root.iterdir() if p.is_dir() and (s := _step(p.name)) is not None and s <= cur)
+    for _, p in steps[:-keep]:
+        if p.name != current:
+            try:
+                _delete(p)
+            except OSError as e:     # a leftover costs only disk space: say so, keep training
+                print(f"ganforge: could not remove old checkpoint {p} ({e.strerror or e})", file=sys.stderr)
+
+
 def save(run_dir: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
-         meta: dict[str, Any]) -> Path:
+         meta: dict[str, Any], keep: int = 0) -> Path:
+    """Write checkpoints/step-NNNNNN and point `latest` at it; then keep only the newest `keep` step folders
+    (0 = all)."""
     root = Path(run_dir) / "checkpoints"
     name = f"step-{step:06d}"
-    final = _write_folder(root, name, step, weights, meta, state)
-    pointer = root / "latest.tmp"
-    pointer.write_text(name + "\n")
-    os.replace(pointer, root / "latest")
+    try:
+        final = _write_folder(root, name, step, weights, meta, state)
+        pointer = root / "latest.tmp"
+        _write_file(pointer, (name + "\n").encode())
+        os.replace(pointer, root / "latest")
+        _fsync_dir(root)
+        old = root / f".old-{name}"
+        if old.exists():
+            _delete(old)
+    except OSError as e:
+        if (root / name).is_dir() and _pointer(root) != name:   # renamed into place, never committed: it
+            with contextlib.suppress(OSError):                 # only takes space (_recover restores .old-)
+                _delete(root / name)
+        raise _write_error(root, name, e) from None
+    _prune(root, keep, name)
     return final
 
 
 def save_best(run_dir: Path, step: int, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """checkpoints/best/: weights and meta of the best evaluation so far (loadable with ganforge.load);
     replaced atomically, and `latest` is left alone."""
-    return _write_folder(Path(run_dir) / "checkpoints", "best", step, weights, meta)
+    root = Path(run_dir) / "checkpoints"
+    try:
+        final = _write_folder(root, "best", step, weights, meta)
+        if (root / ".old-best").exists():
+            _delete(root / ".old-best")
+    except OSError as e:
+        raise _write_error(root, "best", e) from None
+    return final
+
+
+# -- reading --------------------------------------------------------------------------------------------------
+def exists(run_dir: Path) -> bool:
+    """Whether a run has committed a checkpoint (`latest` is written last: folders without it are not)."""
+    return (Path(run_dir) / "checkpoints" / "latest").is_file()
+
+
+def resolve(folder: Path) -> Path:
+    """A checkpoint folder, or its previous version .old-NAME during the moment a save replaces it in place."""
+    folder = Path(folder)
+    old = folder.with_name(f".old-{folder.name}")
+    return old if not folder.is_dir() and old.is_dir() else folder
+
+
+def _others(root: Path, but: str = "") -> str:
+    """The step folders a user can point `latest` at instead, newest first, as text for a message."""
+    names = sorted((p.name for p in root.glob("step-*") if p.is_dir() and _step(p.name) is not None
+                    and p.name != but), key=_step, reverse=True)
+    if not names:
+        return "no other checkpoint is kept there: start the run again with `ganforge train`"
+    return ("point checkpoints/latest at an earlier step folder (kept: " + ", ".join(names[:5])
+            + (", ..." if len(names) > 5 else "") + ")")
+
+
+def _pointer(root: Path) -> str | None:
+    try:
+        return (root / "latest").read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def latest(run_dir: Path) -> Path:
@@ -91,22 +244,37 @@ def latest(run_dir: Path) -> Path:
     if not pointer.is_file():
         raise GanforgeError(f"no checkpoint in {str(run_dir)!r} (no checkpoints/latest); "
                             f"train first with `ganforge train --out {run_dir}`")
-    path = root / pointer.read_text().strip()
+    name = _pointer(root)
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise GanforgeError(f"checkpoints/latest in {str(run_dir)!r} does not hold a checkpoint folder name; "
+                            f"{_others(root)}")
+    path = resolve(root / name)
     if not path.is_dir():
-        raise GanforgeError(f"checkpoints/latest in {str(run_dir)!r} names {path.name!r}, which is missing; "
+        raise GanforgeError(f"checkpoints/latest in {str(run_dir)!r} names {name!r}, which is missing; "
                             f"write the name of an existing step-NNNNNN folder into checkpoints/latest")
     return path
 
 
 def read(path: Path, with_state: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, dict]:
-    path = Path(path)
+    path = resolve(path)
+    instead = _others(path.parent, but=path.name.removeprefix(".old-"))
     try:
-        meta = json.loads((path / "meta.json").read_text())
+        meta = json.loads((path / "meta.json").read_bytes().decode("utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("meta.json is not a JSON object")
         weights = load_file(str(path / "weights.safetensors"))
         state = torch.load(path / "state.pt", weights_only=True, map_location="cpu") if with_state else None
-    except (OSError, ValueError, RuntimeError, SafetensorError, json.JSONDecodeError) as e:
-        raise GanforgeError(f"checkpoint {str(path)!r} is unreadable or corrupt ({type(e).__name__}: {e}); "
-                            f"point checkpoints/latest at an earlier step-NNNNNN folder") from None
+    except (pickle.UnpicklingError, OSError, ValueError, RuntimeError, SafetensorError) as e:
+        if isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e):
+            # torch refused to unpickle it, and its message advises unsafe loading: never pass that on
+            raise GanforgeError(f"{str(path / 'state.pt')!r} is not a ganforge checkpoint file (it holds Python "
+                                f"objects other than tensors and plain values, or is damaged) and is not "
+                                f"loaded; {instead}") from None
+        raise GanforgeError(f"checkpoint {str(path)!r} is unreadable or corrupt ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''}); {instead}") from None
+    if with_state and not (isinstance(state, dict) and {"step", "optimizers"} <= set(state)):
+        raise GanforgeError(f"{str(path / 'state.pt')!r} is not a ganforge checkpoint file (no training "
+                            f"state in it); {instead}")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise GanforgeError(f"checkpoint {str(path)!r} has format {meta['format_version']}, newer than this "
                             f"ganforge understands ({FORMAT_VERSION}); upgrade ganforge")

@@ -277,7 +277,7 @@ class Trainer:
                      "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
                      "recipe": self.recipe.state_dict(), **ranks[0], "ranks": ranks[1:]}
             meta = {"recipe": self.recipe.name, "ganforge_version": __version__}
-            path = checkpoint.save(self.run_dir, self.step, self.weights(), state, meta)
+            path = checkpoint.save(self.run_dir, self.step, self.weights(), state, meta, keep=self.cfg.keep_checkpoints)
         distributed.barrier(self.dist)       # no rank goes on (e.g. to resume) before the checkpoint exists
         return path
 
