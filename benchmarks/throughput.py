@@ -364,11 +364,8 @@ def main(argv=None) -> int:
     a.default_threads = torch.get_num_threads()      # what a script that never sets it runs with
     device = torch.device(a.device)
     if a.threads <= 0:
-        try:
-            from ganforge.training.trainer import pick_threads
-            a.threads = pick_threads(device)
-        except ImportError:
-            a.threads = 1
+        from ganforge.training.hardware import pick_threads
+        a.threads = pick_threads(0, device)[0] or 1
     torch.set_num_threads(a.threads)
     if a.fid_check:
         fid_check(a)

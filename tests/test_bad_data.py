@@ -1,4 +1,6 @@
 """Bad input in `folder:` and `csv:` data (issue 12, part 4): each fault is refused or read right, not trained on."""
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -118,6 +120,8 @@ def test_skip_bad_names_reach_the_summary_and_the_report(tmp_path, capsys):
     s = train("dcgan", out=tmp_path / "a", progress=False, data=spec, skip_bad=True, resolution=8,
               **{k: int(v) for k, v in (kv.split("=") for kv in TINY)})
     assert s["skipped_images"] == 2 and [n.rsplit("/", 1)[1] for n in s["skipped_files"]] == ["broken.png", "cut.jpg"]
+    written = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert written["skipped_images"] == 2 and written["skipped_files"] == s["skipped_files"]
     capsys.readouterr()
     assert main(["train", "dcgan", "--data", spec, "--out", str(tmp_path / "b"), "--quiet", "skip_bad=true",
                  "resolution=8", *TINY]) == 0

@@ -144,7 +144,7 @@ def test_upscale_missing_input_is_reported_before_the_model(run, tmp_path, capsy
 
 
 # -- item 10: messages -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("recipe", ["progan", "stylegan", "dcgan"])
+@pytest.mark.parametrize("recipe", ["progan", "stylegan", "dcgan", "wgan", "sngan", "lsgan", "wgan_gp"])
 def test_resolution_message_names_the_recipe(capsys, recipe):
     smoke = [f"{k}={v}" for k, v in _recipes()[recipe].smoke.items() if k != "resolution"]
     err = error_line(capsys, "train", recipe, *smoke, "resolution=12")

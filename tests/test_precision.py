@@ -11,6 +11,7 @@ import ganforge
 from ganforge.api import load_data, make_config
 from ganforge.errors import GanforgeError
 from ganforge.regularizers import gradient_penalty, r1_penalty
+from ganforge.training import hardware as H
 from ganforge.training import trainer as T
 
 
@@ -27,20 +28,20 @@ def _trainer(tmp_path, recipe="dcgan", **overrides):
 @pytest.mark.parametrize("feature,conv,want", [("avx512_bf16", True, "bf16"), ("amx_bf16", True, "bf16"),
                                                ("avx512_bf16", False, "fp32"), ("", True, "fp32")])
 def test_auto_precision_on_cpu(monkeypatch, feature, conv, want):
-    monkeypatch.setattr(T, "cpu_bf16_feature", lambda: feature)
-    precision, why = T.pick_precision("auto", torch.device("cpu"), conv=conv)
+    monkeypatch.setattr(H, "cpu_bf16_feature", lambda: feature)
+    precision, why = H.pick_precision("auto", torch.device("cpu"), conv=conv)
     assert precision == want
     assert why.startswith("auto") and (feature in why if feature else "without" in why)
 
 
 def test_explicit_precision_is_kept_and_fp16_needs_a_gpu():
-    assert T.pick_precision("bf16", torch.device("cpu"), conv=False) == ("bf16", "precision=bf16")
+    assert H.pick_precision("bf16", torch.device("cpu"), conv=False) == ("bf16", "precision=bf16")
     with pytest.raises(GanforgeError, match="fp16 needs a CUDA GPU"):
-        T.pick_precision("fp16", torch.device("cpu"))
+        H.pick_precision("fp16", torch.device("cpu"))
 
 
 def test_auto_precision_is_recorded_and_used(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "cpu_bf16_feature", lambda: "avx512_bf16")
+    monkeypatch.setattr(H, "cpu_bf16_feature", lambda: "avx512_bf16")
     conv = _trainer(tmp_path / "c", resolution=8, precision="auto")
     mlp = _trainer(tmp_path / "m", recipe="gan", data="toy:ring", precision="auto")
     assert (conv.precision, mlp.precision) == ("bf16", "fp32")
@@ -155,7 +156,7 @@ def test_adam_runs_fused_and_matches_the_plain_loop(tmp_path):
     w = [torch.randn(5, 3, requires_grad=True) for _ in range(2)]
     w2 = [x.detach().clone().requires_grad_(True) for x in w]
     plain = torch.optim.Adam(w, lr=0.1, betas=(0.5, 0.999))
-    fused = T.fused_optimizer(torch.optim.Adam(w2, lr=0.1, betas=(0.5, 0.999)))
+    fused = H.fused_optimizer(torch.optim.Adam(w2, lr=0.1, betas=(0.5, 0.999)))
     assert fused.param_groups[0]["fused"] and not plain.param_groups[0].get("fused")
     for _ in range(3):
         for a, b in zip(w, w2):
@@ -165,36 +166,42 @@ def test_adam_runs_fused_and_matches_the_plain_loop(tmp_path):
     for a, b in zip(w, w2):
         torch.testing.assert_close(a, b)
     rms = torch.optim.RMSprop(w, lr=0.1)
-    assert T.fused_optimizer(rms) is rms and not rms.param_groups[0].get("fused")
+    assert H.fused_optimizer(rms) is rms and not rms.param_groups[0].get("fused")
     mine = torch.optim.Adam(w, lr=0.1, foreach=True)            # a recipe's own choice is kept
-    assert not T.fused_optimizer(mine).param_groups[0]["fused"]
+    assert not H.fused_optimizer(mine).param_groups[0]["fused"]
 
 
-def test_thread_choice_leaves_busy_cores_alone(monkeypatch):
+def test_thread_choice_is_deterministic(monkeypatch):
+    """threads=N, else OMP_NUM_THREADS, else torch's default within this process's share of its cores; the
+    machine's load is never read (it made runs and resumes differ, issue 12)."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(T.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(4)
-        monkeypatch.setattr(T, "_other_runnable_tasks", lambda: 3)
-        assert T.pick_threads(torch.device("cpu")) == 1
-        monkeypatch.setattr(T, "_other_runnable_tasks", lambda: 1)
-        assert T.pick_threads(torch.device("cpu")) == 3
-        monkeypatch.setattr(T, "_other_runnable_tasks", lambda: 0)
-        assert T.pick_threads(torch.device("cpu")) == 4
-        assert T.pick_threads(torch.device("cpu"), processes=2) == 2      # torchrun: cores split over ranks
-        torch.set_num_threads(1)                                          # never more than already set
-        assert T.pick_threads(torch.device("cpu")) == 1
-        torch.set_num_threads(4)
-        monkeypatch.setenv("OMP_NUM_THREADS", "4")                        # the user's (or torchrun's) choice
-        monkeypatch.setattr(T, "_other_runnable_tasks", lambda: 3)
-        assert T.pick_threads(torch.device("cpu")) == 4
-    finally:
-        torch.set_num_threads(before)
+    monkeypatch.setattr(H.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(H, "TORCH_DEFAULT_THREADS", 4)
+    cpu = torch.device("cpu")
+    for busy in (0, 1, 3, 7):
+        monkeypatch.setattr(H, "other_runnable_tasks", lambda busy=busy: busy)
+        assert H.pick_threads(0, cpu) == (4, "auto: 4 cores for this process")
+        assert H.pick_threads(0, cpu, processes=2)[0] == 2          # torchrun: cores split over local ranks
+        assert H.pick_threads(3, cpu) == (3, "threads=3")
+    monkeypatch.setattr(H, "TORCH_DEFAULT_THREADS", 2)             # torch's count (physical cores) caps it
+    assert H.pick_threads(0, cpu) == (2, "auto: torch's thread count when ganforge was imported")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")                      # the user's (or torchrun's) choice
+    assert H.pick_threads(0, cpu) == (3, "OMP_NUM_THREADS=3")
+    assert H.pick_threads(1, cpu) == (1, "threads=1")               # the config key wins
+    assert H.pick_threads(0, torch.device("cuda"))[0] is None
+
+
+def test_busy_machine_gets_advice_not_a_different_thread_count(monkeypatch):
+    monkeypatch.setattr(H.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(H, "other_runnable_tasks", lambda: 2)
+    assert "threads=1" in H.busy_note(2) and "2 other busy tasks" in H.busy_note(2)
+    assert H.busy_note(1) == ""
+    monkeypatch.setattr(H, "other_runnable_tasks", lambda: 0)
+    assert H.busy_note(2) == ""
 
 
 def test_runnable_task_count_reads_proc_loadavg():
-    n = T._other_runnable_tasks(samples=3, interval=0.0)
+    n = H.other_runnable_tasks(samples=3, interval=0.0)
     assert isinstance(n, int) and n >= 0
 
 
@@ -225,12 +232,12 @@ def test_only_small_plain_data_sets_move_to_the_device():
         pass
 
     x = torch.zeros(10, 1, 4, 4, dtype=torch.uint8)
-    plain = T.data_on_device(Data(x, torch.arange(10)), torch.device("cpu"))
+    plain = H.data_on_device(Data(x, torch.arange(10)), torch.device("cpu"))
     assert type(plain) is Data and torch.equal(plain.x, x) and plain.y.tolist() == list(range(10))
     sub = Paired(x)
-    assert T.data_on_device(sub, torch.device("cpu")) is sub                  # may batch other host tensors
+    assert H.data_on_device(sub, torch.device("cpu")) is sub                  # may batch other host tensors
     big = Data(x)
-    assert T.data_on_device(big, torch.device("cpu"), limit_bytes=100) is big  # 160 bytes > limit
+    assert H.data_on_device(big, torch.device("cpu"), limit_bytes=100) is big  # 160 bytes > limit
 
 
 def test_g_phase_can_reuse_the_d_phase_graph(tmp_path):

@@ -132,12 +132,14 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
     # right after that update, before the trainer writes the bad weights.
     kw = {"data": "toy:ring", "hidden": 8, "z_dim": 2, "batch_size": 8, "steps": 50, "log_every": 1,
           "checkpoint_every": 1, "sample_every": 1000, "g_lr": lr, "d_lr": lr}
-    with pytest.raises(GanforgeError, match=r"diverged at step \d+: .* became NaN or infinite.*lower the learning"):
+    with pytest.raises(GanforgeError, match=r"diverged at step \d+: .* became NaN or infinite.*lower the learning") as e:
         ganforge.train("gan", out=tmp_path / "r", progress=False, **kw)
     if lr == 1e9:
         assert not (tmp_path / "r" / "checkpoints").exists()
+        assert "no checkpoint was written before it" in str(e.value) and "last good" not in str(e.value)
         return
     last = checkpoint.latest(tmp_path / "r")
+    assert f"the last good checkpoint is {last}" in str(e.value)
     assert 0 < int(last.name.split("-")[1]) < 50
     weights = load_file(str(last / "weights.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values())

@@ -38,7 +38,7 @@ def load_translator(path, direction: str | None = None, device: str = "cpu"):
     from ..api import _read_run, _run_recipe
     from ..data import DataInfo
     from ..training import checkpoint
-    from ..training.trainer import pick_device
+    from ..training.hardware import pick_device
 
     path = Path(path)
     if (path / "meta.json").is_file() and not (path / "config.json").is_file():

@@ -46,7 +46,7 @@ from torch.nn.utils import parametrize
 
 from .. import losses as L
 from ..augment import diff_augment, parse_policy
-from ..errors import GanforgeError
+from ..errors import Diverged, GanforgeError
 from ..nn.layers import MinibatchDiscrimination, VirtualBatchNorm, spectral_norm
 from ..nn.style import MinibatchStdDev
 from ..regularizers import HistoricalAverage, gradient_penalty, instance_noise, r1_penalty
@@ -275,10 +275,7 @@ class AdversarialRecipe(Recipe):
                     # checkpoints them, so the last checkpoint on disk stays a good one
                     weight_norm = torch.linalg.vector_norm(torch.stack([p.float().norm() for p in params]))
                     if not torch.isfinite(self._grad_norms[player] + weight_norm):
-                        raise GanforgeError(
-                            f"training diverged at step {self._step}: {player}'s gradients or weights became NaN "
-                            f"or infinite. The last checkpoint written before this step is good; lower the "
-                            f"learning rates (g_lr/d_lr) or try loss=hinge / gp_weight / r1_gamma")
+                        raise Diverged(self._step, f"{player}'s gradients or weights")
                 if player == "D" and self.cfg.clip:   # WGAN: keep the critic in a compact set (Lipschitz)
                     for p in nets["D"].parameters():
                         p.clamp_(-self.cfg.clip, self.cfg.clip)
@@ -439,7 +436,7 @@ class BackboneRecipe(AdversarialRecipe):
         arch = c.arch if info.kind == "image" else "mlp"
         if arch != "mlp":
             try:
-                check_resolution(info.shape[-1])
+                check_resolution(info.shape[-1], self.name)
             except ValueError as e:
                 raise GanforgeError(f"{e}: set resolution=16 (or another power of two)") from None
         ch = info.shape[0]

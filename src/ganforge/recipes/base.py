@@ -68,6 +68,7 @@ class RecipeConfig:
     seed: int = 0
     device: str = "auto"              # auto | cpu | cuda
     precision: str = "auto"           # auto | fp32 | bf16 | fp16 (autocast); auto: docs/performance.md
+    threads: int = 0                  # CPU threads; 0 = OMP_NUM_THREADS or this process's share of its cores
     z_dim: int = 100                  # latent size
     optimizer: str = "adam"           # adam | sgd | rmsprop
     g_lr: float = 2e-4
@@ -99,6 +100,9 @@ class RecipeConfig:
                                     f"got {getattr(self, key)!r}")
         if not 0 <= self.lr_decay_start <= 1:
             raise GanforgeError(f"config key 'lr_decay_start' must be in [0, 1]; got {self.lr_decay_start}")
+        if self.threads < 0:
+            raise GanforgeError(f"config key 'threads' must be >= 0 (0 = every core this process may use); "
+                                f"got {self.threads}")
         if self.eval_every < 0:
             raise GanforgeError(f"config key 'eval_every' must be >= 0; got {self.eval_every}")
         if self.keep_checkpoints < 0:

@@ -6,10 +6,12 @@ optimizer; `repeat` draws a fresh batch for every update, `every` skips steps (l
 All randomness flows from the global torch RNG (saved in checkpoints) or from explicit seeded generators
 (fixed sample noise, data order), so a resumed run is bit-identical to an uninterrupted one on CPU.
 
-Speed (docs/performance.md): precision=auto picks bf16 autocast where it measurably pays (conv nets on CPUs
-with AVX512-BF16/AMX, GPUs with bf16) and fp16 with a gradient scaler on older GPUs (Micikevicius et al.
-2018, arXiv:1710.03740); conv nets and image batches are channels_last; Adam/AdamW/SGD run fused; the CPU
-thread count avoids cores other processes are using; `compile=true` wraps the nets in torch.compile.
+Speed (docs/performance.md; the choices are made in hardware.py): precision=auto picks bf16 autocast where
+it measurably pays (conv nets on CPUs with AVX512-BF16/AMX, GPUs with bf16) and fp16 with a gradient scaler on
+older GPUs (Micikevicius et al. 2018, arXiv:1710.03740); what stays fp32 is precision.py's rule; conv nets and
+image batches are channels_last; Adam/AdamW/SGD run fused; `compile=true` wraps the nets in torch.compile.
+Every choice that changes the numbers (threads, precision, layout, compile) is recorded in each checkpoint's
+meta.json and reused on resume; a resume that cannot reuse it says what differs.
 Under torchrun every process trains on its own data shard and DDP averages each player's gradients
 (distributed.py); only rank 0 writes.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -25,126 +28,13 @@ from torch import nn
 
 from .. import __version__
 from ..recipes.base import Recipe, StepContext, lr_factor
-from . import checkpoint, distributed
+from ..precision import guard_convs
+from . import checkpoint, distributed, hardware
+from .hardware import fused_optimizer, is_conv, is_image_conv, pick_device, pick_precision
 from .callbacks import RunLog, finite, sample_suffix, write_samples
 from .ema import EMA
-from ..errors import GanforgeError
+from ..errors import Diverged, GanforgeError
 from ..data.base import Batches, Data
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GanforgeError("device=cuda asked for, but no CUDA GPU is visible; use device=cpu or device=auto")
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
-
-
-def cpu_bf16_feature() -> str:
-    """The CPU feature that makes bf16 matmuls fast ("amx_bf16" or "avx512_bf16"), or "" if none."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return ""
-    return next((f for f in ("amx_bf16", "avx512_bf16") if f in flags), "")
-
-
-def cpu_supports_bf16() -> bool:
-    return bool(cpu_bf16_feature())
-
-
-def is_conv(net: nn.Module) -> bool:
-    """A net with convolution weights (>= 3-D parameters: nn.Conv*, equalized and modulated convs alike)."""
-    return any(p.dim() >= 3 for p in net.parameters())
-
-
-def is_image_conv(net: nn.Module) -> bool:
-    """2-D convolutions only: channels_last is a 4-D layout (a 5-D weight would need channels_last_3d)."""
-    dims = {p.dim() for p in net.parameters()}
-    return 4 in dims and 5 not in dims
-
-
-def pick_precision(name: str, device: torch.device, conv: bool = True) -> tuple[str, str]:
-    """(precision, why). auto: bf16 on GPUs that have it, else fp16 (with a GradScaler); on CPUs bf16 only for
-    convolutional nets on AMX/AVX512-BF16 hardware: there it ran DCGAN 1.5-1.9x faster than fp32, while the
-    small MLPs of the toy recipes gained nothing (docs/performance.md), so they keep fp32's accuracy."""
-    if name != "auto":
-        if name == "fp16" and device.type != "cuda":
-            raise GanforgeError("precision=fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
-        return name, f"precision={name}"
-    if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return "bf16", "auto: the GPU supports bf16"
-        return "fp16", "auto: GPU without bf16, fp16 with a gradient scaler"
-    feature = cpu_bf16_feature()
-    if not feature:
-        return "fp32", "auto: CPU without AMX or AVX512-BF16"
-    if not conv:
-        return "fp32", f"auto: CPU has {feature}, but fully-connected nets gain nothing from bf16"
-    return "bf16", f"auto: CPU with {feature}, convolutional nets"
-
-
-def _other_runnable_tasks(samples: int = 5, interval: float = 0.02) -> int:
-    """Tasks other than this one that are running or waiting for a CPU now (median of a few reads of the
-    instantaneous count in /proc/loadavg, whose 4th field is runnable/total)."""
-    counts = []
-    for i in range(samples):
-        try:
-            counts.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
-        except (OSError, IndexError, ValueError):
-            return 0
-        if i + 1 < samples:
-            time.sleep(interval)
-    return max(0, sorted(counts)[len(counts) // 2])
-
-
-def pick_threads(device: torch.device, processes: int = 1) -> int:
-    """CPU threads for training: never more than the cores other processes leave free.
-
-    OpenMP threads spin-wait for each other at every op; when one of them shares its core with another busy
-    process the whole op waits for it: on the shared 2-core test machine 2 threads ran a DCGAN step 5x
-    *slower* than 1 while other jobs ran (docs/performance.md). OMP_NUM_THREADS (torchrun sets it) is obeyed.
-    """
-    current = torch.get_num_threads()
-    if device.type != "cpu" or current <= 1 or os.environ.get("OMP_NUM_THREADS"):
-        return current
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    free = max(1, cores // max(1, processes) - _other_runnable_tasks())
-    return max(1, min(current, free))
-
-
-def fused_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """Switch Adam/AdamW/SGD to their fused kernel (one pass over all parameters; a DCGAN Adam step took
-    5 ms instead of 25 ms on one CPU core) where torch has it for the parameters' device. Changed in place,
-    before the first step, so a recipe that keeps a reference to its optimizer (lr schedules) still holds it;
-    other optimizers, and ones the recipe tuned itself (foreach/fused/differentiable), are left alone."""
-    try:
-        from torch.optim.optimizer import _get_fused_kernels_supported_devices
-        devices = set(_get_fused_kernels_supported_devices())
-    except ImportError:    # an older/newer torch without the helper: the two devices fused kernels always had
-        devices = {"cuda", "cpu"}
-    if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD) or opt.state:
-        return opt
-    if any(g.get("fused") or g.get("foreach") or g.get("differentiable") for g in opt.param_groups):
-        return opt
-    params = [p for g in opt.param_groups for p in g["params"]]
-    if not params or any(not p.is_floating_point() or p.device.type not in devices for p in params):
-        return opt
-    for group in opt.param_groups:
-        group["fused"] = True
-    opt.defaults["fused"] = True
-    return opt
-
-
-def data_on_device(data: Data, device: torch.device, limit_bytes: int = 2 << 30) -> Data:
-    """A plain in-memory data set (uint8 images or float rows) under `limit_bytes` moved to the GPU once, so
-    each batch is an index and a decode on the device instead of a host-to-device copy. Data subclasses,
-    which may assemble batches from other host tensors, stay where they are."""
-    size = data.x.nbytes + (data.y.nbytes if data.y is not None else 0)
-    if type(data) is not Data or size > limit_bytes:
-        return data
-    return Data(data.x.to(device), data.y.to(device) if data.y is not None else None, data.skipped)
 
 
 class Trainer:
@@ -153,7 +43,8 @@ class Trainer:
         self.recipe, self.cfg, self.run_dir, self.progress = recipe, cfg, Path(run_dir), progress
         # joins the torchrun job first: api.train writes the run directory only after every rank got here
         self.dist, self.device = distributed.setup(pick_device(cfg.device))
-        self.threads = pick_threads(self.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        self.threads, self.threads_reason = hardware.pick_threads(
+            cfg.threads, self.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
         torch.manual_seed(cfg.seed)        # the same on every rank: identical initial weights
@@ -161,6 +52,7 @@ class Trainer:
         conv = [name for name, net in self.nets.items() if is_image_conv(net)]
         self.precision, self.precision_reason = pick_precision(
             cfg.precision, self.device, any(is_conv(net) for net in self.nets.values()))
+        self._guard_convs()
         self.sync_bn = cfg.sync_bn and self.dist.enabled
         if self.sync_bn:
             for name in list(self.nets):
@@ -187,7 +79,7 @@ class Trainer:
         self.scalers = {p: torch.amp.GradScaler("cuda", enabled=fp16) for p in recipe.players}
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = bool(conv)   # fixed shapes: let cuDNN time its algorithms once
-            data = data_on_device(data, self.device)
+            data = hardware.data_on_device(data, self.device)
         self.batches = Batches(data, cfg.batch_size, cfg.seed, self.device, self.dist.rank, self.dist.world_size)
         self.data = data
         self.replicas = distributed.Replicas(self.nets, self.dist, self.device)
@@ -202,6 +94,9 @@ class Trainer:
                                              for k, v in self.replicas.nets.items()})
         if self.dist.rank:                 # each rank draws its own noise (rank 0 keeps the single-process stream)
             torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
+        self.numerics = hardware.numerics(self.device, self.precision, self.threads, self.channels_last,
+                                          self.compiled)
+        self.resume_differs: list[str] = []
         self.step, self.images = 0, 0
         g = torch.Generator().manual_seed(cfg.seed + 1)   # fixed noise: its own generator, never the global RNG
         self.fixed_z = recipe.noise(cfg.num_samples, "cpu", generator=g).to(self.device)
@@ -215,6 +110,34 @@ class Trainer:
         if self.dist.enabled and not self.dist.is_main:
             distributed.barrier(self.dist)
 
+    def _guard_convs(self) -> None:
+        if self.precision == "bf16" and self.device.type == "cpu":
+            for net in self.nets.values():
+                guard_convs(net)           # oneDNN's AMX defect on padding-only taps (precision.py)
+
+    def _reuse_numerics(self, saved: dict | None) -> None:
+        """A resume keeps the automatic choices its checkpoint was computed with (thread count, precision), so
+        the continuation computes what the uninterrupted run would have; what still differs (another machine,
+        another torch) is said in one line, and recorded in summary.json."""
+        if not saved:
+            return
+        if saved.get("device") == self.device.type:
+            if not self.cfg.threads and saved.get("threads") and saved["threads"] != self.threads:
+                self.threads, self.threads_reason = int(saved["threads"]), "kept from the resumed checkpoint"
+                torch.set_num_threads(self.threads)
+            if self.cfg.precision == "auto" and saved.get("precision") in ("fp32", "bf16", "fp16") \
+                    and saved["precision"] != self.precision:
+                self.precision, self.precision_reason = saved["precision"], "auto, kept from the resumed checkpoint"
+                self.scalers = {p: torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+                                for p in self.recipe.players}
+                self._guard_convs()
+        self.numerics = hardware.numerics(self.device, self.precision, self.threads, self.channels_last,
+                                          self.compiled)
+        self.resume_differs = hardware.differences(saved, self.numerics)
+        if self.resume_differs and self.dist.is_main:
+            print(f"ganforge: note: this resume is not bit-identical to an uninterrupted run "
+                  f"({'; '.join(self.resume_differs)}, checkpoint -> now)", file=sys.stderr, flush=True)
+
     def _release_others(self) -> None:
         if self._hold_others:
             self._hold_others = False
@@ -227,9 +150,10 @@ class Trainer:
     def describe(self) -> dict:
         """How this run computes: recorded in summary.json and printed at the start of fit()."""
         return {"device": str(self.device), "precision": self.precision, "precision_reason": self.precision_reason,
-                "channels_last": self.channels_last, "threads": self.threads if self.device.type == "cpu" else None,
+                "channels_last": self.channels_last, "threads": self.threads, "threads_reason": self.threads_reason,
                 "compile": self.compiled, "world_size": self.dist.world_size, "sync_bn": self.sync_bn,
-                "batch_size_per_process": self.cfg.batch_size, "effective_batch_size": self.effective_batch_size}
+                "batch_size_per_process": self.cfg.batch_size, "effective_batch_size": self.effective_batch_size,
+                "resume_differs": self.resume_differs}
 
     def _announce(self) -> None:
         d = self.describe()
@@ -240,6 +164,9 @@ class Trainer:
                  if d["world_size"] > 1 else f"effective batch size {d['effective_batch_size']}")
         print(f"{self.recipe.name}: {where}, {d['precision']} ({d['precision_reason']}){layout}"
               f"{', torch.compile' if d['compile'] else ''}; {batch}", flush=True)
+        note = hardware.busy_note(self.threads)
+        if note:
+            print(note, flush=True)
 
     # -- state ---------------------------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
@@ -276,7 +203,7 @@ class Trainer:
                      "optimizers": {p: o.state_dict() for p, o in self.opts.items()},
                      "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
                      "recipe": self.recipe.state_dict(), **ranks[0], "ranks": ranks[1:]}
-            meta = {"recipe": self.recipe.name, "ganforge_version": __version__}
+            meta = {"recipe": self.recipe.name, "ganforge_version": __version__, "numerics": self.numerics}
             path = checkpoint.save(self.run_dir, self.step, self.weights(), state, meta, keep=self.cfg.keep_checkpoints)
         distributed.barrier(self.dist)       # no rank goes on (e.g. to resume) before the checkpoint exists
         return path
@@ -286,6 +213,7 @@ class Trainer:
         if meta.get("recipe") != self.recipe.name:
             raise GanforgeError(f"checkpoint {str(path)!r} was written by recipe {meta.get('recipe')!r}, but this "
                                 f"run is {self.recipe.name!r}; resume it from its own run directory")
+        self._reuse_numerics(meta.get("numerics"))
         checkpoint.load_nets(dict(self.nets.items()), weights, "", path)
         if self.ema is not None:
             checkpoint.load_nets({self.recipe.ema: self.ema.net}, weights, "ema.", path)
@@ -382,10 +310,15 @@ class Trainer:
     def _check_finite(self, row: dict) -> None:
         bad = finite(row)
         if bad:
-            raise GanforgeError(
-                f"training diverged at step {self.step}: {', '.join(bad)} became NaN or infinite. The last good "
-                f"checkpoint is kept in {self.run_dir / 'checkpoints'}; lower the learning rates or try "
-                f"loss=hinge / a gradient penalty")
+            raise Diverged(self.step, ", ".join(bad))
+
+    def _diverged(self, e: Diverged) -> GanforgeError:
+        try:         # name only a checkpoint that exists: a run can diverge before its first one
+            kept = f"the last good checkpoint is {checkpoint.latest(self.run_dir)}"
+        except GanforgeError:
+            kept = "no checkpoint was written before it (the same `ganforge train` command starts it again)"
+        return GanforgeError(f"{e}; {kept}; lower the learning rates (g_lr/d_lr) or try loss=hinge / gp_weight / "
+                             f"r1_gamma")
 
     # -- the loop ------------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict:
@@ -430,6 +363,8 @@ class Trainer:
                     since = distributed.mean_over_ranks({k: v / max(count, 1) for k, v in sums.items()}, self.dist)
                     self._check_finite({k: v.item() for k, v in since.items()})
                     self.save()
+        except Diverged as e:
+            raise self._diverged(e) from None
         except KeyboardInterrupt:
             if self.dist.enabled:          # the other ranks may be anywhere: no collective checkpoint now
                 raise GanforgeError(f"interrupted at step {self.step}; continue from the last checkpoint with "
@@ -443,7 +378,8 @@ class Trainer:
         summary = {"recipe": self.recipe.name, "step": self.step, "images": self.images,
                    "precision": self.precision, "device": str(self.device),
                    "seconds_this_session": round(time.perf_counter() - t_start, 2),
-                   "samples": str(last_sample) if last_sample else None, "performance": self.describe()}
+                   "samples": str(last_sample) if last_sample else None, "performance": self.describe(),
+                   "skipped_images": self.data.skipped, "skipped_files": getattr(self.data, "skipped_names", [])}
         if log is None:     # the other ranks' view: the files are rank 0's
             return {**summary, "rank": self.dist.rank, "loss_plot": None, "checkpoint": None, "last_log": {}}
         plot = log.plot()
