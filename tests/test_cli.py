@@ -157,3 +157,16 @@ def test_sample_truncation_for_stylegan_runs(tmp_path, capsys):
     assert run(capsys, "train", "dcgan", "--out", str(tmp_path / "d"), "--quiet", "resolution=8", *TINY)[0] == 0
     code, _, err = run(capsys, "sample", str(tmp_path / "d"), "--truncation", "0.5")
     assert code == 2 and "truncation trick" in err
+
+
+def test_cli_and_api_train_the_same_default_config(tmp_path):
+    """`ganforge train`, `ganforge train dcgan` and `ganforge.train("dcgan")` apply no hidden preset: one config."""
+    import ganforge
+    tiny = ["steps=1", "batch_size=4", "resolution=8", "g_width=8", "d_width=8", "sample_every=1", "num_samples=4"]
+    assert main(["train", "--out", str(tmp_path / "bare"), "--quiet", *tiny]) == 0
+    assert main(["train", "dcgan", "--out", str(tmp_path / "cli"), "--quiet", *tiny]) == 0
+    ganforge.train("dcgan", out=tmp_path / "api", progress=False, **dict(kv.split("=") for kv in tiny))
+    runs = [json.loads((tmp_path / n / "config.json").read_text()) for n in ("bare", "cli", "api")]
+    assert runs[0]["config"] == runs[1]["config"] == runs[2]["config"]
+    assert runs[0]["preset"] is runs[1]["preset"] is runs[2]["preset"] is None
+    assert runs[0]["config"]["d_lr"] == 1e-4           # the tuned default for the default data (recipes/dcgan.py)

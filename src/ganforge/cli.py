@@ -89,9 +89,7 @@ def _train(a) -> int:
     for flag in TRAIN_FLAGS:
         if getattr(a, flag) is not None:
             overrides[flag] = getattr(a, flag)
-    recipe = recipe or "dcgan"
-    if recipe == "dcgan" and not preset and not a.config and "data" not in overrides:
-        preset = "digits"
+    recipe = recipe or "dcgan"             # the same default as ganforge.train(): no preset applied silently
     s = train(recipe, preset=preset, out=a.out, progress=not a.quiet, **overrides)
     _report(s)
     return 0

@@ -6,7 +6,6 @@ update (Goodfellow 2014, Algorithm 1; WGAN's n_critic) and `every` gives lazy re
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -194,7 +193,3 @@ class Recipe:
     # -- extra pictures at sample time (e.g. the GAN paper's Figure 1) ---------------------------------------
     def visualize(self, nets: Nets, out_dir, step: int) -> None:
         pass
-
-
-def replace(cfg, **kw):
-    return dataclasses.replace(cfg, **kw)

@@ -39,7 +39,6 @@ class DistEnv:
     world_size: int = 1
     local_rank: int = 0
     backend: str = ""
-    owns_group: bool = False            # this process created the group, so it also destroys it
 
     @property
     def enabled(self) -> bool:
@@ -86,8 +85,7 @@ def setup(device: torch.device) -> tuple[DistEnv, torch.device]:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    owns = not dist.is_initialized()
-    if owns:
+    if not dist.is_initialized():
         # a generous timeout: rank 0 alone writes samples/checkpoints while the others wait at the next collective
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
         # one group per process, left at exit: later Trainers in the same process (train, then resume) reuse
@@ -96,18 +94,12 @@ def setup(device: torch.device) -> tuple[DistEnv, torch.device]:
     elif dist.get_world_size() != world:
         raise GanforgeError(f"a process group of size {dist.get_world_size()} already exists, "
                             f"but WORLD_SIZE={world}")
-    return DistEnv(rank, world, local, dist.get_backend(), owns), device
+    return DistEnv(rank, world, local, dist.get_backend()), device
 
 
 def _destroy() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def teardown(env: DistEnv) -> None:
-    """Leave the group now (normally left at exit); only the process that created it."""
-    if env.owns_group:
-        _destroy()
 
 
 def barrier(env: DistEnv) -> None:
