@@ -1,13 +1,17 @@
-"""What a run leaves behind besides checkpoints: metrics.jsonl, loss plots, sample files."""
+"""What fit() does around the steps: the log rows and their running means, the progress bar, periodic
+evaluation with checkpoints/best, and what a run leaves behind besides checkpoints (metrics.jsonl, loss
+plots, sample files)."""
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import torch
 
-from .. import viz
+from .. import __version__, viz
+from . import checkpoint, distributed
 
 
 def sample_suffix(kind: str) -> str:
@@ -49,3 +53,74 @@ class RunLog:
 
 def finite(row: dict) -> list[str]:
     return [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+
+
+class Meter:
+    """The sum of every logged value since the last log row, and the images/s over that window."""
+
+    def __init__(self, images: int):
+        self.reset(images)
+
+    def reset(self, images: int) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count, self.t0, self.images0 = 0, time.perf_counter(), images
+
+    def add(self, logs: dict[str, torch.Tensor]) -> None:
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0) + v
+        self.count += 1
+
+    def means(self, dist) -> dict[str, float]:
+        """Means since the last row, averaged over the processes too (every rank gets the same numbers)."""
+        m = distributed.mean_over_ranks({k: v / max(self.count, 1) for k, v in self.sums.items()}, dist)
+        return {k: v.item() for k, v in m.items()}
+
+    def row(self, step: int, images: int, dist) -> dict:
+        dt = time.perf_counter() - self.t0
+        return {"step": step, "images_per_s": round((images - self.images0) / max(dt, 1e-9), 1),
+                **self.means(dist)}
+
+
+class Progress:
+    """fit()'s tqdm bar (rank 0 with progress on), showing the latest losses and images/s."""
+
+    def __init__(self, enabled: bool, name: str, total: int, initial: int):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=initial, desc=name, unit="step", dynamic_ncols=True)
+
+    def update(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def show(self, row: dict) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix({k.replace("/loss", ""): f"{v:.3f}" for k, v in row.items() if k.endswith("/loss")}
+                                 | {"img/s": f"{row['images_per_s']:.0f}"})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class EvalEvery:
+    """eval_every=N: score the sampler every N steps (metrics.evaluate.PeriodicEval forks the RNG, so training
+    is unchanged), log the row, and keep checkpoints/best when the score improved."""
+
+    def __init__(self, recipe, cfg):
+        from ..metrics.evaluate import PeriodicEval   # metrics is the heavier layer: only runs that evaluate
+        self.recipe, self.every = recipe, cfg.eval_every
+        self.periodic = PeriodicEval(recipe, metric=cfg.eval_metric, num=cfg.eval_num)
+
+    def due(self, step: int, end: int) -> bool:
+        return step % self.every == 0 or step == end
+
+    def __call__(self, G: torch.nn.Module, step: int, log: RunLog, run_dir: Path) -> None:
+        was = G.training
+        row = self.periodic(G.eval())
+        G.train(was)
+        log.write({"step": step, **row})
+        if self.periodic.improved(row):
+            meta = {"recipe": self.recipe.name, "ganforge_version": __version__, "eval": row}
+            checkpoint.save_best(run_dir, step, checkpoint.flatten({self.recipe.ema or "G": G}), meta)

@@ -7,8 +7,10 @@ machine computes the same bits, and a resumed run continues them exactly.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -173,13 +175,59 @@ def data_on_device(data: Data, device: torch.device, limit_bytes: int = 2 << 30)
                 data.skipped_names or data.skipped)
 
 
-def numerics(device: torch.device, precision: str, threads: int | None, channels_last: bool,
-             compiled: bool) -> dict:
-    """Everything that decides the bits a training step computes besides the config and the weights."""
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {"device": device.type, "hardware": where, "precision": precision, "threads": threads,
-            "channels_last": channels_last, "compile": compiled, "torch": torch.__version__,
-            "deterministic": torch.are_deterministic_algorithms_enabled()}
+@dataclass
+class Choices:
+    """Everything besides the config and the weights that decides the bits a training step computes.
+
+    `record()` goes into summary.json and every checkpoint's meta.json (`numerics`); `reuse(saved)` is what a
+    resume runs with: the checkpoint's automatic choices (thread count, precision=auto's pick) where the
+    device kind matches, so it continues what the uninterrupted run would have computed."""
+    device: torch.device
+    precision: str
+    precision_reason: str
+    threads: int | None
+    threads_reason: str
+    channels_last: bool
+    compiled: bool
+
+    def record(self) -> dict:
+        where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_name()
+        return {"device": self.device.type, "hardware": where, "precision": self.precision,
+                "threads": self.threads, "channels_last": self.channels_last, "compile": self.compiled,
+                "torch": torch.__version__, "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+    def reuse(self, saved: dict, threads_key: int, precision_key: str) -> "Choices":
+        """The choices a resume makes: the saved automatic ones where the config left them automatic."""
+        out = dataclasses.replace(self)
+        if saved.get("device") != self.device.type:
+            return out
+        if not threads_key and saved.get("threads") and saved["threads"] != self.threads:
+            out.threads, out.threads_reason = int(saved["threads"]), "kept from the resumed checkpoint"
+        if precision_key == "auto" and saved.get("precision") in PRECISIONS and saved["precision"] != self.precision:
+            out.precision, out.precision_reason = saved["precision"], "auto, kept from the resumed checkpoint"
+        return out
+
+    def apply(self) -> None:
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+
+    def line(self) -> str:
+        """'cpu, 2 CPU threads, bf16 (auto: ...), channels_last, torch.compile' for the start-up line."""
+        t = self.threads
+        return (f"{self.device}{f', {t} CPU thread' + 's' * (t > 1) if t else ''}, {self.precision} "
+                f"({self.precision_reason}){', channels_last' if self.channels_last else ''}"
+                f"{', torch.compile' if self.compiled else ''}")
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def choose(cfg, device: torch.device, nets: nn.ModuleDict, threads: tuple[int | None, str]) -> Choices:
+    """The run's choices from its config (precision, compile keys), its nets and its pick_threads()."""
+    (threads, threads_why) = threads
+    precision, precision_why = pick_precision(cfg.precision, device, any(is_conv(n) for n in nets.values()))
+    return Choices(device, precision, precision_why, threads, threads_why,
+                   channels_last=any(is_image_conv(n) for n in nets.values()), compiled=cfg.compile)
 
 
 def differences(saved: dict, now: dict) -> list[str]:

@@ -30,8 +30,8 @@ from .. import __version__
 from ..recipes.base import Recipe, StepContext, lr_factor
 from ..precision import guard_convs
 from . import checkpoint, distributed, hardware
-from .hardware import fused_optimizer, is_conv, is_image_conv, pick_device, pick_precision
-from .callbacks import RunLog, finite, sample_suffix, write_samples
+from .hardware import fused_optimizer, is_image_conv, pick_device
+from .callbacks import EvalEvery, Meter, Progress, RunLog, finite, sample_suffix, write_samples
 from .ema import EMA
 from ..errors import Diverged, GanforgeError
 from ..data.base import Batches, Data
@@ -43,24 +43,21 @@ class Trainer:
         self.recipe, self.cfg, self.run_dir, self.progress = recipe, cfg, Path(run_dir), progress
         # joins the torchrun job first: api.train writes the run directory only after every rank got here
         self.dist, self.device = distributed.setup(pick_device(cfg.device))
-        self.threads, self.threads_reason = hardware.pick_threads(
-            cfg.threads, self.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        threads = hardware.pick_threads(cfg.threads, self.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         if self.device.type == "cpu":
-            torch.set_num_threads(self.threads)
+            torch.set_num_threads(threads[0])
         torch.manual_seed(cfg.seed)        # the same on every rank: identical initial weights
         self.nets = recipe.build().to(self.device)
-        conv = [name for name, net in self.nets.items() if is_image_conv(net)]
-        self.precision, self.precision_reason = pick_precision(
-            cfg.precision, self.device, any(is_conv(net) for net in self.nets.values()))
+        self.how = hardware.choose(cfg, self.device, self.nets, threads)   # recorded in every checkpoint
         self._guard_convs()
         self.sync_bn = cfg.sync_bn and self.dist.enabled
         if self.sync_bn:
             for name in list(self.nets):
                 self.nets[name] = distributed.sync_batchnorm(self.nets[name], self.device)
         # channels_last: the layout oneDNN and tensor cores run convolutions in, so no per-layer reorders
-        self.channels_last = bool(conv)
-        for name in conv:
-            self.nets[name].to(memory_format=torch.channels_last)
+        for name, net in self.nets.items():
+            if is_image_conv(net):
+                net.to(memory_format=torch.channels_last)
         # Every player's nets keep requires_grad on, and each phase's backward computes gradients for its
         # player's weights only (backward(inputs=...)): the others' weight gradients are never computed, as
         # with requires_grad toggling, but a graph built in one phase can serve the next (the G step may
@@ -78,24 +75,18 @@ class Trainer:
         fp16 = self.precision == "fp16"
         self.scalers = {p: torch.amp.GradScaler("cuda", enabled=fp16) for p in recipe.players}
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = bool(conv)   # fixed shapes: let cuDNN time its algorithms once
+            torch.backends.cudnn.benchmark = self.channels_last   # fixed shapes: let cuDNN time its algorithms once
             data = hardware.data_on_device(data, self.device)
         self.batches = Batches(data, cfg.batch_size, cfg.seed, self.device, self.dist.rank, self.dist.world_size)
         self.data = data
         self.replicas = distributed.Replicas(self.nets, self.dist, self.device)
-        self.compiled = cfg.compile
-        self.periodic = None
-        if cfg.eval_every:
-            from ..metrics.evaluate import PeriodicEval
-            self.periodic = PeriodicEval(recipe, metric=cfg.eval_metric, num=cfg.eval_num)
+        self.evaluate = EvalEvery(recipe, cfg) if cfg.eval_every else None
         self.phase_nets = self.replicas.nets
         if self.compiled:
             self.phase_nets = nn.ModuleDict({k: torch.compile(v) if any(True for _ in v.parameters()) else v
                                              for k, v in self.replicas.nets.items()})
         if self.dist.rank:                 # each rank draws its own noise (rank 0 keeps the single-process stream)
             torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
-        self.numerics = hardware.numerics(self.device, self.precision, self.threads, self.channels_last,
-                                          self.compiled)
         self.resume_differs: list[str] = []
         self.step, self.images = 0, 0
         g = torch.Generator().manual_seed(cfg.seed + 1)   # fixed noise: its own generator, never the global RNG
@@ -116,27 +107,25 @@ class Trainer:
                 guard_convs(net)           # oneDNN's AMX defect on padding-only taps (precision.py)
 
     def _reuse_numerics(self, saved: dict | None) -> None:
-        """A resume keeps the automatic choices its checkpoint was computed with (thread count, precision), so
-        the continuation computes what the uninterrupted run would have; what still differs (another machine,
-        another torch) is said in one line, and recorded in summary.json."""
+        """A resume runs with its checkpoint's automatic choices (hardware.Choices.reuse); what still differs
+        (another machine, another torch) is said in one line and recorded in summary.json."""
         if not saved:
             return
-        if saved.get("device") == self.device.type:
-            if not self.cfg.threads and saved.get("threads") and saved["threads"] != self.threads:
-                self.threads, self.threads_reason = int(saved["threads"]), "kept from the resumed checkpoint"
-                torch.set_num_threads(self.threads)
-            if self.cfg.precision == "auto" and saved.get("precision") in ("fp32", "bf16", "fp16") \
-                    and saved["precision"] != self.precision:
-                self.precision, self.precision_reason = saved["precision"], "auto, kept from the resumed checkpoint"
-                self.scalers = {p: torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-                                for p in self.recipe.players}
-                self._guard_convs()
-        self.numerics = hardware.numerics(self.device, self.precision, self.threads, self.channels_last,
-                                          self.compiled)
-        self.resume_differs = hardware.differences(saved, self.numerics)
+        how = self.how.reuse(saved, self.cfg.threads, self.cfg.precision)
+        if how.precision != self.how.precision:
+            self.scalers = {p: torch.amp.GradScaler("cuda", enabled=how.precision == "fp16")
+                            for p in self.recipe.players}
+        self.how = how
+        how.apply()
+        self._guard_convs()
+        self.resume_differs = hardware.differences(saved, how.record())
         if self.resume_differs and self.dist.is_main:
             print(f"ganforge: note: this resume is not bit-identical to an uninterrupted run "
                   f"({'; '.join(self.resume_differs)}, checkpoint -> now)", file=sys.stderr, flush=True)
+
+    precision = property(lambda self: self.how.precision)
+    channels_last = property(lambda self: self.how.channels_last)
+    compiled = property(lambda self: self.how.compiled)
 
     def _release_others(self) -> None:
         if self._hold_others:
@@ -149,22 +138,19 @@ class Trainer:
 
     def describe(self) -> dict:
         """How this run computes: recorded in summary.json and printed at the start of fit()."""
-        return {"device": str(self.device), "precision": self.precision, "precision_reason": self.precision_reason,
-                "channels_last": self.channels_last, "threads": self.threads, "threads_reason": self.threads_reason,
-                "compile": self.compiled, "world_size": self.dist.world_size, "sync_bn": self.sync_bn,
+        h = self.how
+        return {"device": str(self.device), "precision": h.precision, "precision_reason": h.precision_reason,
+                "channels_last": h.channels_last, "threads": h.threads, "threads_reason": h.threads_reason,
+                "compile": h.compiled, "world_size": self.dist.world_size, "sync_bn": self.sync_bn,
                 "batch_size_per_process": self.cfg.batch_size, "effective_batch_size": self.effective_batch_size,
                 "resume_differs": self.resume_differs}
 
     def _announce(self) -> None:
-        d = self.describe()
-        where = f"{d['device']}" + (f", {d['threads']} CPU thread{'s' * (d['threads'] > 1)}" if d["threads"] else "")
-        layout = ", channels_last" if d["channels_last"] else ""
-        batch = (f"effective batch size {d['effective_batch_size']} = {d['batch_size_per_process']} per process x "
-                 f"{d['world_size']} processes" + (" (SyncBatchNorm)" if d["sync_bn"] else "")
-                 if d["world_size"] > 1 else f"effective batch size {d['effective_batch_size']}")
-        print(f"{self.recipe.name}: {where}, {d['precision']} ({d['precision_reason']}){layout}"
-              f"{', torch.compile' if d['compile'] else ''}; {batch}", flush=True)
-        note = hardware.busy_note(self.threads)
+        w, n = self.dist.world_size, self.effective_batch_size
+        batch = (f"effective batch size {n} = {self.cfg.batch_size} per process x {w} processes"
+                 + (" (SyncBatchNorm)" if self.sync_bn else "") if w > 1 else f"effective batch size {n}")
+        print(f"{self.recipe.name}: {self.how.line()}; {batch}", flush=True)
+        note = hardware.busy_note(self.how.threads)
         if note:
             print(note, flush=True)
 
@@ -180,18 +166,6 @@ class Trainer:
                 "rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
-    def _evaluate(self, log) -> None:
-        """eval_every: score the sampler (its RNG is forked: training is unchanged), keep checkpoints/best."""
-        G = self.sampler()
-        was = G.training
-        row = self.periodic(G.eval())
-        G.train(was)
-        log.write({"step": self.step, **row})
-        if self.periodic.improved(row):
-            name = self.recipe.ema or "G"
-            meta = {"recipe": self.recipe.name, "ganforge_version": __version__, "eval": row}
-            checkpoint.save_best(self.run_dir, self.step, checkpoint.flatten({name: G}), meta)
-
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0; under torchrun every rank must call it: it gathers their RNG/data state)."""
         self._release_others()
@@ -199,11 +173,11 @@ class Trainer:
         path = None
         if self.dist.is_main:
             state = {"step": self.step, "images": self.images,
-                     "eval": self.periodic.state_dict() if self.periodic is not None else {},
+                     "eval": self.evaluate.periodic.state_dict() if self.evaluate is not None else {},
                      "optimizers": {p: o.state_dict() for p, o in self.opts.items()},
                      "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
                      "recipe": self.recipe.state_dict(), **ranks[0], "ranks": ranks[1:]}
-            meta = {"recipe": self.recipe.name, "ganforge_version": __version__, "numerics": self.numerics}
+            meta = {"recipe": self.recipe.name, "ganforge_version": __version__, "numerics": self.how.record()}
             path = checkpoint.save(self.run_dir, self.step, self.weights(), state, meta, keep=self.cfg.keep_checkpoints)
         distributed.barrier(self.dist)       # no rank goes on (e.g. to resume) before the checkpoint exists
         return path
@@ -222,8 +196,8 @@ class Trainer:
         for p, s in self.scalers.items():
             s.load_state_dict(state["scalers"][p])
         self.recipe.load_state_dict(state["recipe"])
-        if self.periodic is not None and state.get("eval"):
-            self.periodic.load_state_dict(state["eval"])
+        if self.evaluate is not None and state.get("eval"):
+            self.evaluate.periodic.load_state_dict(state["eval"])
         r, others = self.dist.rank, state.get("ranks", [])
         mine = state if r == 0 else (others[r - 1] if r - 1 < len(others) else None)
         if mine is None:      # resumed with more processes than saved it: a fresh stream for the new rank
@@ -326,42 +300,28 @@ class Trainer:
         self._release_others()
         log = RunLog(self.run_dir, resume_step=self.step) if main else None
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
-        bar = None
         if self.progress and main:
             self._announce()
-            from tqdm.auto import tqdm
-            bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{self.recipe.name}", unit="step",
-                       dynamic_ncols=True)
-        sums: dict[str, torch.Tensor] = {}
-        count, t0, img0, t_start = 0, time.perf_counter(), self.images, time.perf_counter()
-        last_sample = None
+        bar = Progress(self.progress and main, self.recipe.name, cfg.steps, self.step)
+        meter, t_start, last_sample = Meter(self.images), time.perf_counter(), None
         try:
             while self.step < end:
-                for k, v in self.train_step().items():
-                    sums[k] = sums.get(k, 0) + v
-                count += 1
-                if bar is not None:
-                    bar.update(1)
+                meter.add(self.train_step())
+                bar.update()
                 if self.step % cfg.log_every == 0 or self.step == end:
-                    dt = time.perf_counter() - t0
-                    means = distributed.mean_over_ranks({k: v / count for k, v in sums.items()}, self.dist)
-                    row = {"step": self.step, "images_per_s": round((self.images - img0) / max(dt, 1e-9), 1),
-                           **{k: v.item() for k, v in means.items()}}
+                    row = meter.row(self.step, self.images, self.dist)
                     if log is not None:
                         log.write(row)
                     self._check_finite(row)          # every rank sees the same averaged row: all stop together
-                    if bar is not None:
-                        bar.set_postfix({k.replace("/loss", ""): f"{v:.3f}" for k, v in row.items()
-                                         if k.endswith("/loss")} | {"img/s": f"{row['images_per_s']:.0f}"})
-                    sums, count, t0, img0 = {}, 0, time.perf_counter(), self.images
+                    bar.show(row)
+                    meter.reset(self.images)
                 if main and (self.step % cfg.sample_every == 0 or self.step == end):
                     last_sample = self.write_samples()
-                if self.periodic is not None and main and (self.step % cfg.eval_every == 0 or self.step == end):
-                    self._evaluate(log)     # before the checkpoint, which then holds the best value so far
+                if self.evaluate is not None and main and self.evaluate.due(self.step, end):
+                    # before the checkpoint, which then holds the best value so far
+                    self.evaluate(self.sampler(), self.step, log, self.run_dir)
                 if self.step % cfg.checkpoint_every == 0 or self.step == end:
-                    # never write a checkpoint whose losses since the last log went non-finite
-                    since = distributed.mean_over_ranks({k: v / max(count, 1) for k, v in sums.items()}, self.dist)
-                    self._check_finite({k: v.item() for k, v in since.items()})
+                    self._check_finite(meter.means(self.dist))   # no checkpoint of weights gone non-finite
                     self.save()
         except Diverged as e:
             raise self._diverged(e) from None
@@ -373,8 +333,7 @@ class Trainer:
             raise GanforgeError(f"interrupted at step {self.step}; saved {path}. "
                                 f"Continue with `ganforge resume {self.run_dir}`") from None
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         summary = {"recipe": self.recipe.name, "step": self.step, "images": self.images,
                    "precision": self.precision, "device": str(self.device),
                    "seconds_this_session": round(time.perf_counter() - t_start, 2),
