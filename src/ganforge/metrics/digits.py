@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
+from .stats import inception_score
 
 RESOLUTION = 8          # the data's own resolution: every input is brought back to it
 NUM_CLASSES = 10
@@ -134,20 +135,6 @@ def class_accuracy(evaluator: DigitsEvaluator, images: Tensor, labels: Tensor,
     return (preds == labels.cpu().long()).double().mean().item()
 
 
-def _score_from_log_probs(log_p_yx: Tensor, splits: int) -> tuple[float, float]:
-    """IS = exp(E_x KL(p(y|x) || p(y))) on `splits` contiguous chunks (as in the improved-GAN code)."""
-    n = log_p_yx.shape[0] // splits
-    scores = []
-    for k in range(splits):
-        part = log_p_yx[k * n:(k + 1) * n]
-        log_p_y = torch.logsumexp(part, dim=0) - math.log(part.shape[0])
-        kl = (part.exp() * (part - log_p_y)).sum(1).mean()
-        scores.append(kl.exp().item())
-    scores_t = torch.tensor(scores, dtype=torch.float64)
-    std = scores_t.std(unbiased=False).item() if splits > 1 else 0.0
-    return scores_t.mean().item(), std
-
-
 @torch.no_grad()
 def digit_score(evaluator: DigitsEvaluator, images: Tensor, splits: int = 10,
                 batch_size: int = 512) -> tuple[float, float]:
@@ -156,9 +143,9 @@ def digit_score(evaluator: DigitsEvaluator, images: Tensor, splits: int = 10,
         raise GanforgeError(f"digit_score needs at least `splits` images and splits >= 1, got "
                             f"{images.shape[0]} images and splits={splits}")
     device = _device(evaluator)
-    log_p_yx = torch.cat([F.log_softmax(evaluator.logits(b.to(device)).double(), dim=1).cpu()
-                          for b in _batches(images, batch_size)])
-    return _score_from_log_probs(log_p_yx, splits)
+    p_yx = torch.cat([F.softmax(evaluator.logits(b.to(device)).double(), dim=1).cpu()
+                      for b in _batches(images, batch_size)])
+    return inception_score(p_yx.numpy(), splits=splits, from_logits=False)   # the package's one IS
 
 
 def _kl_to_uniform(histogram: Tensor) -> float:
@@ -178,8 +165,15 @@ def _mode_ids(evaluator: DigitsEvaluator, images: Tensor, batch_size: int) -> Te
         raise GanforgeError(f"stacked_modes takes N x 3 x H x W digits:stacked images, got shape "
                             f"{tuple(images.shape)}")
     n, _, h, w = images.shape
-    digits = _predict(evaluator, images.reshape(n * 3, 1, h, w), batch_size).view(n, 3)
-    return digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
+    return joint_label(_predict(evaluator, images.reshape(n * 3, 1, h, w), batch_size).view(n, 3))
+
+
+def joint_label(digits: Tensor) -> Tensor:
+    """N x C per-channel digits -> N joint labels (C = 3: 100 d0 + 10 d1 + d2, the digits:stacked label)."""
+    ids = torch.zeros(digits.shape[0], dtype=torch.long)
+    for c in range(digits.shape[1]):
+        ids = ids * 10 + digits[:, c].long().cpu()
+    return ids
 
 
 def stacked_modes(evaluator: DigitsEvaluator, images: Tensor, batch_size: int = 512) -> dict:

@@ -30,11 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import __version__
+from ..data import resolve
 from ..errors import GanforgeError
 from ..registry import suggest
 from . import digits as digits_mod
 from . import stats
 from .features import DigitsFeatures, load_extractor
+from .digits import joint_label
 from .sources import QUANTIZE, FolderSource, GeneratorSource, NoiseSource, TensorSource, open_source, untrained_source
 
 METRICS = {
@@ -118,14 +121,6 @@ def _scan(source, num: int, batch_size: int, seed: int, extractor, need: dict, c
             "labels": cat(labels), "points": cat(points)}
 
 
-def _mode_ids(preds: torch.Tensor) -> torch.Tensor:
-    """N x C per-channel digits -> N joint labels (C = 3: 100 d0 + 10 d1 + d2, the digits:stacked label)."""
-    ids = torch.zeros(preds.shape[0], dtype=torch.long)
-    for c in range(preds.shape[1]):
-        ids = ids * 10 + preds[:, c].long()
-    return ids
-
-
 def _compute(metrics: list[str], gen: dict, ref: dict, ctx: dict) -> dict:
     out: dict = {}
     for m in metrics:
@@ -141,14 +136,14 @@ def _compute(metrics: list[str], gen: dict, ref: dict, ctx: dict) -> dict:
         elif m == "is":
             out["is"], out["is_std"] = stats.inception_score(gen["logits"], splits=IS_SPLITS, from_logits=True)
         elif m == "acc" and gen.get("labels") is not None:
-            hit = _mode_ids(gen["preds"]) == gen["labels"].long()
+            hit = joint_label(gen["preds"]) == gen["labels"].long()
             out["acc"] = hit.double().mean().item()
             k = ctx["num_classes"]
             out["acc_per_class"] = [round(hit[gen["labels"] == c].double().mean().item(), 4)
                                     if (gen["labels"] == c).any() else None for c in range(k)] if k <= 10 else None
         elif m == "modes" and ctx["kind"] == "image":
             total = 10 ** gen["preds"].shape[1]
-            histogram = torch.bincount(_mode_ids(gen["preds"]), minlength=total)
+            histogram = torch.bincount(joint_label(gen["preds"]), minlength=total)
             out["modes"] = int((histogram > 0).sum())
             out["kl"] = digits_mod._kl_to_uniform(histogram)
         elif m == "modes":
@@ -176,8 +171,6 @@ class Evaluation:
     def __init__(self, *, kind: str, shape: tuple, ref: str, split: str, metrics, features: str | None,
                  weights=None, batch_size: int | None = None, device=None, download: bool = False,
                  cache_dir=None, ref_num: int | None = None):
-        from ..data import resolve
-
         self.metrics = parse_metrics(metrics)
         self.kind, self.shape, self.ref, self.split = kind, tuple(shape), ref, split
         self.device = _device(device)
@@ -263,11 +256,9 @@ class Evaluation:
 
     def reference_accuracy(self) -> float:
         ref = self.reference_scan(0)
-        return (_mode_ids(ref["preds"]) == ref["labels"].long()).double().mean().item()
+        return (joint_label(ref["preds"]) == ref["labels"].long()).double().mean().item()
 
     def protocol(self, num: int, seed: int) -> dict:
-        from .. import __version__
-
         ref_n = len(self.ref_idx)
         p = {"ganforge_version": __version__, "torch_version": torch.__version__, "device": str(self.device),
              "seed": seed, "num_generated": num, "num_reference": ref_n,
@@ -303,8 +294,6 @@ def _cuda_devices(device: torch.device) -> list:
 
 def _floor_source(ev: Evaluation, num: int, seed: int):
     """Real samples of the other split at N = min(num, available): a generator that matched the data."""
-    from ..data import resolve
-
     other = "train" if ev.split == "test" else "test"
     res, ch = (ev.shape[-1], ev.shape[0]) if ev.kind == "image" else (None, None)
     data, info = resolve(ev.ref, split=other, resolution=res, channels=ch)
@@ -409,8 +398,6 @@ def evaluate(source, ref: str | None = None, metrics=DEFAULT_METRICS, num: int |
 
 
 def _match_folder_channels(folder: FolderSource, ref: str, split: str) -> None:
-    from ..data import resolve
-
     data, info = resolve(ref, split=split)
     if info.kind == "image":
         folder.set_channels(int(data.x.shape[1]))

@@ -10,6 +10,8 @@ import math
 
 from torch import Tensor, nn
 
+from ..nn.layers import norm2d
+
 
 def check_resolution(resolution: int, name: str = "DCGAN") -> int:
     """`name`: the recipe whose nets need it (progan, stylegan, cgan ... share this check) for the message."""
@@ -31,15 +33,7 @@ def dcgan_init(m: nn.Module) -> None:
 
 
 def _norm(kind: str, c: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(c)
-    if kind == "instance":
-        return nn.InstanceNorm2d(c, affine=True)
-    if kind == "layer":
-        return nn.GroupNorm(1, c)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; use batch, instance, layer or none")
+    return norm2d(kind, c)
 
 
 class DCGANGenerator(nn.Module):

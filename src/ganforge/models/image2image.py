@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
+from ..nn.layers import norm2d
 
 
 class ArchitectureError(GanforgeError, ValueError):
@@ -30,10 +31,8 @@ NORMS = ("batch", "instance")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    # affine=False, no running stats: the reference implementation's instance norm (Ulyanov 2016)
-    return nn.InstanceNorm2d(channels)
+    # instance: affine=False, no running stats: the reference implementation's instance norm (Ulyanov 2016)
+    return norm2d(kind, channels, NORMS, instance_affine=False)
 
 
 def _check_norm(norm: str) -> None:

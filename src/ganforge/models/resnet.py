@@ -16,7 +16,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn.layers import spectral_norm
+from ..nn.layers import norm2d, spectral_norm
 
 
 def check_resolution(resolution: int) -> int:
@@ -36,13 +36,7 @@ def _init(m: nn.Module) -> None:
 
 
 def _norm(kind: str, c: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(c)
-    if kind == "layer":
-        return nn.GroupNorm(1, c)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; use batch, layer or none")
+    return norm2d(kind, c, ("batch", "layer", "none"))
 
 
 class GBlock(nn.Module):

@@ -20,6 +20,19 @@ from ..errors import GanforgeError
 __all__ = ["spectral_norm", "MinibatchDiscrimination", "VirtualBatchNorm", "GradientReversal", "grad_reverse"]
 
 
+def norm2d(kind: str, channels: int, allowed=("batch", "instance", "layer", "none"),
+           instance_affine: bool = True) -> nn.Module:
+    """The normalisation layer a model's `norm=` names: batch, instance (affine as the family's reference code
+    has it: pix2pix/CycleGAN's is not), layer (GroupNorm with one group) or none. ValueError lists `allowed`."""
+    if kind not in allowed:
+        raise ValueError(f"unknown norm {kind!r}; use {', '.join(allowed)}")
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=instance_affine)
+    return nn.GroupNorm(1, channels) if kind == "layer" else nn.Identity()
+
+
 def spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
     """Divide ``module.weight`` by its largest singular value; returns the same module.
 
