@@ -1,24 +1,26 @@
-"""The public Python API: train(), resume(), load(), list_recipes(). The CLI is a thin layer over it."""
+"""The public Python API: train(), resume(), load(), list_recipes(). The CLI is a thin layer over it.
+
+load() and Generator live in runs.py, with everything else that reads a run folder; they are re-exported here."""
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import datetime
-import json
 import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import __version__
+from . import recipes  # noqa: F401  (registers the built-in families)
 from .config import from_dict, to_dict
 from .data import DataInfo, resolve
 from .errors import GanforgeError
 from .registry import RECIPES, suggest
+from .runs import Generator, load, read_run, run_recipe  # noqa: F401  (Generator, load: public API)
 from .training import checkpoint, distributed, lock
+from .training.trainer import Trainer
 
 RUN_FORMAT = 1
 
@@ -29,7 +31,6 @@ def _is_main() -> bool:
 
 
 def _recipes():
-    from . import recipes  # noqa: F401  (registers the built-in families)
     return RECIPES
 
 
@@ -71,24 +72,6 @@ def _default_out(recipe: str, preset: str | None, cfg) -> Path:
     return out
 
 
-def _read_run(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise GanforgeError(f"{str(run_dir)!r} is not a ganforge run directory (no config.json); "
-                            f"give the --out folder of a `ganforge train` run")
-    try:
-        run = json.loads(path.read_bytes().decode("utf-8"))     # ganforge writes UTF-8, whatever the locale
-    except (OSError, ValueError) as e:                          # ValueError: bad UTF-8 or JSON
-        raise GanforgeError(f"{str(path)!r} is corrupt ({type(e).__name__}: {e}); restore it or start a new "
-                            f"run") from None
-    kinds = {"recipe": str, "config": dict, "data_info": dict}
-    bad = [k for k, t in kinds.items() if not isinstance(run, dict) or not isinstance(run.get(k), t)]
-    if bad:
-        raise GanforgeError(f"{str(path)!r} lacks {', '.join(bad)} (it was not written by `ganforge train`, or "
-                            f"was edited); restore it or start a new run")
-    return run
-
-
 _OUTPUTS = ("checkpoints", "samples", "plots", "metrics.jsonl", "summary.json")
 
 
@@ -112,10 +95,10 @@ def _check_out_dir(out: Path, run: dict[str, Any]) -> bool:
     if not (out / "config.json").is_file():
         raise GanforgeError(f"output directory {str(out)!r} is not empty and holds no ganforge run; "
                             f"choose another --out")
-    old = _read_run(out)
+    old = read_run(out)
     if old.get("recipe") == run["recipe"]:
         with contextlib.suppress(GanforgeError):   # keys added since that run was written take their defaults
-            old["config"] = to_dict(_run_recipe(old)[1])
+            old["config"] = to_dict(run_recipe(old)[1])
     if old.get("recipe") == run["recipe"] and old.get("config") == run["config"]:
         if not checkpoint.exists(out):
             return True
@@ -133,8 +116,6 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
           progress: bool = True, stop_at: int | None = None, **overrides) -> dict[str, Any]:
     """Train a recipe; returns the run summary (paths of samples, plots, checkpoint). `stop_at` ends the
     session early at that step as an interruption would (the run stays resumable)."""
-    from .training.trainer import Trainer
-
     cls, cfg = make_config(recipe, preset, overrides)
     data, info = load_data(cfg)
     rec = cls(cfg, info)
@@ -156,27 +137,15 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
     return {"run_dir": str(run_dir), "skipped_images": data.skipped, "skipped_files": data.skipped_names, **summary}
 
 
-def _run_recipe(run: dict[str, Any]):
-    cls = _recipes().get_or_fail(run["recipe"])
-    try:
-        cfg = from_dict(cls.Config, run["config"])
-    except GanforgeError as e:
-        raise GanforgeError(f"the run's config.json does not fit recipe {run['recipe']!r} of this ganforge "
-                            f"({e})") from None
-    return cls, cfg
-
-
 def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
            stop_at: int | None = None) -> dict[str, Any]:
     """Continue a run from its latest checkpoint (bit-identical to an uninterrupted run on CPU); a run that
     stopped before its first checkpoint starts again from step 0."""
-    from .training.trainer import Trainer
-
     run_dir = Path(run_dir)
-    _read_run(run_dir)            # a run folder, before a lock file is put into it
+    read_run(run_dir)             # a run folder, before a lock file is put into it
     with lock.hold(run_dir) if _is_main() else contextlib.nullcontext():
-        run = _read_run(run_dir)  # as it is now that no one else writes it
-        cls, cfg = _run_recipe(run)
+        run = read_run(run_dir)   # as it is now that no one else writes it
+        cls, cfg = run_recipe(run)
         # a run stopped before its first checkpoint is started again from step 0 with its own config
         fresh = not checkpoint.exists(run_dir)
         ck = None if fresh else checkpoint.latest(run_dir)
@@ -201,56 +170,3 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
             run["config"] = to_dict(cfg)
             checkpoint.write_json_atomic(run_dir / "config.json", run)
         return {"run_dir": str(run_dir), **trainer.fit(stop_at=stop_at)}
-
-
-class Generator:
-    """A trained generator: `sample(n, seed=, labels=)` returns tensors in data space (images in [-1, 1])."""
-
-    def __init__(self, recipe, G: torch.nn.Module, info: DataInfo, run: dict[str, Any]):
-        self.recipe, self.G, self.info, self.run = recipe, G.eval(), info, run
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int | None = 0, labels=None, truncation: float | None = None) -> torch.Tensor:
-        device = next(self.G.parameters()).device
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = self.recipe.noise(n, "cpu", generator=g).to(device)
-        labels = self.recipe.sample_labels(n, labels)
-        labels = labels.to(device) if labels is not None else None
-        kw = {}
-        if truncation is not None:
-            if "truncation" not in self.recipe.sample_kwargs:
-                raise GanforgeError(f"--truncation applies to recipes with a truncation trick (stylegan); "
-                                    f"{self.recipe.name} has none")
-            kw["truncation"] = truncation
-        return self.recipe.generate(self.G, z, labels, **kw)
-
-    def save(self, x: torch.Tensor, path, nrow: int | None = None) -> Path:
-        from .training.callbacks import write_samples
-        return write_samples(x.float(), self.info, Path(path), nrow=nrow)
-
-    def to(self, device) -> "Generator":
-        self.G.to(device)
-        return self
-
-
-def load(path: str | Path) -> Generator:
-    """Load a generator from a run directory (latest checkpoint), a checkpoint folder or an export folder."""
-    path = checkpoint.resolve(Path(path))     # a checkpoint being replaced in place: its previous version
-    if (path / "meta.json").is_file() and not (path / "config.json").is_file():
-        ck, run = path, _read_run(path.parent.parent)          # run/checkpoints/step-NNNNNN
-    elif (path / "weights.safetensors").is_file():
-        ck, run = path, _read_run(path)                        # an export folder
-    else:
-        run = _read_run(path)
-        ck = checkpoint.latest(path)
-    cls, cfg = _run_recipe(run)
-    info = DataInfo.from_dict(run["data_info"])
-    recipe = cls(cfg, info)
-    torch.manual_seed(0)
-    nets = recipe.build()
-    weights, _, _ = checkpoint.read(ck, with_state=False) if (ck / "meta.json").is_file() else (
-        checkpoint.load_file_only(ck), None, None)
-    name = recipe.ema or "G"
-    prefix = "ema." if any(k.startswith(f"ema.{name}.") for k in weights) else ""
-    checkpoint.load_nets({name: nets[name]}, weights, prefix, ck)
-    return Generator(recipe, nets[name], info, run)

@@ -5,7 +5,15 @@ import argparse
 import sys
 from pathlib import Path
 
+import ganforge.data  # noqa: F401  (registers the data specs)
+
+from . import commands
+from .api import list_recipes, load, make_config, resume, train
+from .commands import out_file
+from .config import load_yaml, parse_overrides, to_dict
 from .errors import GanforgeError
+from .registry import DATASETS
+from .training.callbacks import sample_suffix
 
 TRAIN_FLAGS = ("data", "steps", "seed", "device", "precision")
 # ganforge.train()'s own arguments are not config keys: passed as key=value (or YAML keys) they would reach
@@ -50,7 +58,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--truncation", type=float, metavar="PSI",
                    help="pull w towards w_avg (stylegan): psi in [0, 1], 1 = none")
 
-    from . import commands
     for module in commands.modules():
         module.add(sub)
     return p
@@ -59,7 +66,6 @@ def _parser() -> argparse.ArgumentParser:
 def _not_config_keys(keys, where: str) -> None:
     import inspect
 
-    from .api import train
     # from the signature, so an argument added to train() later is caught too
     args = {n for n, p in inspect.signature(train).parameters.items() if p.kind is not p.VAR_KEYWORD}
     for k in keys:
@@ -68,9 +74,6 @@ def _not_config_keys(keys, where: str) -> None:
 
 
 def _train(a) -> int:
-    from .api import train
-    from .config import load_yaml, parse_overrides
-
     overrides: dict = {}
     recipe, preset = a.recipe, a.preset
     if recipe and "=" in recipe:           # `ganforge train steps=10`: no recipe named
@@ -113,10 +116,6 @@ def _report(s: dict) -> None:
 
 
 def _sample(a) -> int:
-    from .api import load
-    from .commands import out_file
-    from .training.callbacks import sample_suffix
-
     if a.num is not None and a.num < 1:       # 0 would silently mean the default, < 0 crash in torch
         raise GanforgeError(f"-n must be >= 1 (how many to draw); got {a.num}")
     g = load(a.run)
@@ -135,10 +134,6 @@ def _sample(a) -> int:
 
 
 def _list(a) -> int:
-    from .api import list_recipes, make_config
-    from .config import to_dict
-    from .registry import DATASETS
-
     if a.keys:
         cls, cfg = make_config(a.keys)
         for k, v in to_dict(cfg).items():
@@ -149,7 +144,6 @@ def _list(a) -> int:
         print(f"  {name:12s} {r['summary']}")
         if r["presets"]:
             print(f"  {'':12s} presets: {', '.join(r['presets'])}")
-    import ganforge.data  # noqa: F401  (registers the data specs)
     print("data specs: " + ", ".join(sorted(DATASETS)) + "  (e.g. toy:ring, csv:PATH, folder:PATH)")
     return 0
 
@@ -172,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "train":
             return _train(a)
         if a.command == "resume":
-            from .api import resume
             s = resume(a.run, steps=a.steps, progress=not a.quiet)
             _report(s)
             return 0

@@ -1,4 +1,4 @@
-"""Pictures: image grids, scatter plots of points, the GAN paper's Figure 1, loss curves, GIFs."""
+"""Pictures: image grids, scatter plots of points, the GAN paper's Figure 1, loss curves, GIFs; sample files."""
 from __future__ import annotations
 
 import math
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .data.tabular import write_csv
 
 
 def _plt():
@@ -67,6 +69,17 @@ def save_points(points: torch.Tensor, path, real: torch.Tensor | None = None, ti
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+    return Path(path)
+
+
+def write_samples(x: torch.Tensor, info, path: Path, real: torch.Tensor | None = None, nrow: int | None = None) -> Path:
+    """Images -> grid PNG; 1-D/2-D points -> plot PNG; table rows -> CSV in the original columns."""
+    if info.kind == "image":
+        return save_grid(x, path, nrow=nrow)
+    if info.kind == "points":
+        return save_points(x, path, real=real, title=f"{len(x)} generated points")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_csv(path, x.float().cpu(), info.extra["columns"])
     return Path(path)
 
 

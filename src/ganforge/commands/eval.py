@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+from ..metrics.evaluate import DEFAULT_METRICS, DEFAULT_NUM, METRICS, evaluate
+from ..metrics.report import format_table
+from . import out_file
+
 
 def add(sub) -> None:
-    from ..metrics.evaluate import DEFAULT_METRICS, DEFAULT_NUM, METRICS
-
     e = sub.add_parser(
         "eval", help="evaluate a run / generator / image folder (FID, KID, IS, precision-recall, ...)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -34,10 +36,6 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    from ..metrics.evaluate import evaluate
-    from ..metrics.report import format_table
-    from . import out_file
-
     if a.out:     # checked first: the JSON is written last, after the whole evaluation has run
         out_file(a.out, (".json",), "eval writes its results as JSON")
 

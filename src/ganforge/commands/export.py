@@ -2,12 +2,14 @@
 loadable with ganforge.load without the run or the data), optionally an ONNX graph of z (, labels) -> sample."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
+from .. import runs
 from ..errors import GanforgeError
+from ..training.checkpoint import flatten, write_json_atomic
 from . import out_dir
 
 
@@ -29,13 +31,8 @@ class _Sampler(torch.nn.Module):
 
 
 def export(run_dir, out, onnx: bool = False) -> Path:
-    from safetensors.torch import save_file
-
-    from ..api import load
-    from ..training.checkpoint import flatten, write_json_atomic
-
     out = out_dir(out)
-    g = load(run_dir)
+    g = runs.load(run_dir)
     if out.exists() and any(out.iterdir()):
         raise GanforgeError(f"export folder {str(out)!r} is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -44,7 +41,7 @@ def export(run_dir, out, onnx: bool = False) -> Path:
     write_json_atomic(out / "config.json", {**g.run, "exported_from": str(run_dir)})
     if onnx:
         try:
-            import onnx  # noqa: F401
+            import onnx  # noqa: F401  (optional dependency, needed by --onnx only: imported when asked for)
         except ImportError:
             raise GanforgeError("--onnx needs the onnx package: pip install onnx") from None
         labels = g.recipe.sample_labels(2)

@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..api import load
 from ..errors import GanforgeError
+from ..viz import grid, save_grid
 from . import out_file
 
 
@@ -91,8 +93,6 @@ def check_out(path, fps: int) -> Path:
 def save_walk(frames: list[Tensor], path: Path, fps: int = 12) -> Path:
     from PIL import Image
 
-    from ..viz import grid, save_grid
-
     path = check_out(path, fps)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".png":
@@ -125,8 +125,6 @@ def add(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..api import load
-
     out = Path(args.out) if args.out else Path(args.run) / "samples" / f"walk-{args.space}-seed{args.seed}.gif"
     check_out(out, args.fps)
     g = load(args.run)

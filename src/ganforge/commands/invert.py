@@ -21,8 +21,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..api import load
+from ..data.images import _open, set_channels
 from ..errors import GanforgeError
+from ..models.perceptual import build_feature_net
+from ..viz import save_grid
 from . import out_dir
+from .interpolate import lerp, slerp
 
 
 def _is_style(G) -> bool:
@@ -81,7 +86,6 @@ def project(g, images: Tensor, steps: int = 300, lr: float = 0.05, restarts: int
         initial_error = per_image_mse(_render(g, latent, space, labels), x)
     phi = None
     if feature_weight > 0:
-        from ..models.perceptual import build_feature_net
         phi = build_feature_net("random", channels=x.shape[1])[0].to(device).eval()
         with torch.no_grad():
             target_features = phi(x)
@@ -107,8 +111,6 @@ def read_images(paths: list[str], shape: tuple[int, ...]) -> Tensor:
     """Image files -> N x C x H x W in [-1, 1] at the generator's channels and resolution (short side
     resized, centre crop: the same framing as folder: data)."""
     import numpy as np
-
-    from ..data.images import _open, set_channels
 
     out = []
     for p in paths:
@@ -141,10 +143,6 @@ def add(subparsers) -> None:
 
 def run(args) -> int:
     from safetensors.torch import save_file
-
-    from ..api import load
-    from ..viz import save_grid
-    from .interpolate import lerp, slerp
 
     if args.interpolate and len(args.images) < 2:
         raise GanforgeError("--interpolate needs two images: ganforge invert RUN A.png B.png --interpolate")

@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..api import load
 from ..errors import GanforgeError
+from ..viz import save_grid
 from . import out_file
 
 BANDS = ("coarse", "middle", "fine")
@@ -98,9 +100,6 @@ def add(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..api import load
-    from ..viz import save_grid
-
     # the cheap checks first, so a bad --out or --scale fails before the grid is synthesized
     if args.scale < 0:
         raise GanforgeError(f"--scale must be >= 0 (0 = auto); got {args.scale}")

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 
+from .. import runs
+from ..data.images import IMAGE_EXTS
 from ..errors import GanforgeError
+from ..training.hardware import pick_device
+from ..viz import to_uint8
 from . import out_dir
 
 TRANSLATORS = ("pix2pix", "cyclegan")
@@ -35,41 +40,21 @@ def add(subparsers) -> None:
 def load_translator(path, direction: str | None = None, device: str = "cpu"):
     """(recipe, generator in eval mode) of an image-to-image run: a run directory (latest checkpoint), a
     checkpoint folder or an export folder. The EMA copy of the net is used when the run kept one."""
-    from ..api import _read_run, _run_recipe
-    from ..data import DataInfo
-    from ..training import checkpoint
-    from ..training.hardware import pick_device
-
     path = Path(path)
-    if (path / "meta.json").is_file() and not (path / "config.json").is_file():
-        ck, run = path, _read_run(path.parent.parent)          # run/checkpoints/step-NNNNNN
-        weights = checkpoint.read(ck, with_state=False)[0]
-    elif (path / "weights.safetensors").is_file():
-        ck, run = path, _read_run(path)                        # an export folder
-        weights = checkpoint.load_file_only(ck)
-    else:
-        run = _read_run(path)
-        ck = checkpoint.latest(path)
-        weights = checkpoint.read(ck, with_state=False)[0]
-    cls, cfg = _run_recipe(run)
-    recipe = cls(cfg, DataInfo.from_dict(run["data_info"]))
+    folder, run, _ = runs.locate(path)
+    recipe = runs.build_recipe(run)
     if not hasattr(recipe, "translator"):
         raise GanforgeError(f"{str(path)!r} is a {run['recipe']} run, not an image-to-image one; translate works "
                             f"on pix2pix and cyclegan runs, upscale on srgan runs")
-    if direction and run["recipe"] == "pix2pix" and direction != cfg.direction:
-        raise GanforgeError(f"this pix2pix model was trained {cfg.direction}; it cannot translate {direction}. "
-                            f"Drop --direction or train another model with direction={direction}")
-    torch.manual_seed(0)
-    nets = recipe.build()
-    name = recipe.translator(direction)
-    prefix = "ema." if any(k.startswith(f"ema.{name}.") for k in weights) else ""
-    checkpoint.load_nets({name: nets[name]}, weights, prefix, ck)
-    return recipe, nets[name].eval().to(pick_device(device))
+    if direction and run["recipe"] == "pix2pix" and direction != recipe.cfg.direction:
+        raise GanforgeError(f"this pix2pix model was trained {recipe.cfg.direction}; it cannot translate "
+                            f"{direction}. Drop --direction or train another model with direction={direction}")
+    G = runs.load_net(recipe, recipe.translator(direction), folder)
+    return recipe, G.eval().to(pick_device(device))
 
 
 def image_files(inputs: list[str]) -> list[tuple[Path, Path]]:
     """(file, output name relative to --out) for every input file and every image under input folders."""
-    from ..data.images import IMAGE_EXTS
     out = []
     for item in inputs:
         p = Path(item)
@@ -87,7 +72,6 @@ def image_files(inputs: list[str]) -> list[tuple[Path, Path]]:
 
 def read_image(path: Path, channels: int) -> torch.Tensor:
     """Image file -> 1 x C x H x W in [-1, 1] with the model's channel count."""
-    from PIL import Image, ImageOps
     try:
         with Image.open(path) as im:
             im.load()
@@ -100,8 +84,6 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
 
 
 def write_image(x: torch.Tensor, path: Path) -> Path:
-    from PIL import Image
-    from ..viz import to_uint8
     a = to_uint8(x)[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(path)
@@ -110,7 +92,6 @@ def write_image(x: torch.Tensor, path: Path) -> Path:
 
 def check_sizes(recipe, files: list[tuple[Path, Path]]) -> None:
     """Every input's size, from its header, before anything is written: a wrong one fails the whole call."""
-    from PIL import Image
     for src, _ in files:
         try:
             with Image.open(src) as im:

@@ -12,8 +12,10 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
+from .. import runs
 from ..errors import GanforgeError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -112,8 +114,6 @@ class FolderSource:
         if not files:
             raise GanforgeError(f"folder {str(root)!r} holds no images ({', '.join(IMAGE_EXTS)}); give a run "
                                 f"directory, an exported generator or a folder of images")
-        from PIL import Image
-
         sizes, modes = {}, set()
         for p in files:
             try:
@@ -150,8 +150,6 @@ class FolderSource:
         self.describe["channels"] = channels
 
     def batches(self, num: int, batch_size: int, seed: int) -> Iterator[tuple[Tensor, Tensor | None]]:
-        from PIL import Image
-
         # a seeded subset when fewer than all images are asked for
         order = (torch.arange(len(self.files)) if num >= len(self.files)
                  else torch.randperm(len(self.files), generator=torch.Generator().manual_seed(seed))[:num])
@@ -176,23 +174,15 @@ def open_source(path, device) -> GeneratorSource | FolderSource:
     if not p.is_dir():
         raise GanforgeError(f"{str(p)!r} is a file; give a run directory, an exported generator or a folder "
                             f"of images")
-    is_generator = ((p / "config.json").is_file() or (p / "meta.json").is_file()
-                    or (p / "weights.safetensors").is_file())
-    if not is_generator:
+    if not runs.is_loadable(p):
         return FolderSource(p)
-    from ..api import load
-
-    gen = load(p)
+    folder, run, kind = runs.locate(p)
+    gen = runs.generator(folder, run)
     gen.G.to(device)
-    kind = ("checkpoint" if (p / "meta.json").is_file() and not (p / "config.json").is_file()
-            else "export" if (p / "weights.safetensors").is_file() else "run")
     describe = {"kind": kind, "path": str(p), "recipe": gen.recipe.name, "data": gen.info.spec,
                 "config_seed": getattr(gen.recipe.cfg, "seed", None)}
-    if kind == "run":
-        from ..training import checkpoint
-        describe["checkpoint"] = checkpoint.latest(p).name
-    elif kind == "checkpoint":
-        describe["checkpoint"] = p.name
+    if kind in ("run", "checkpoint"):
+        describe["checkpoint"] = folder.name
     return GeneratorSource(gen.recipe, gen.G, gen.info, describe, device=torch.device(device))
 
 

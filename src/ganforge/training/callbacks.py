@@ -11,23 +11,12 @@ from pathlib import Path
 import torch
 
 from .. import __version__, viz
+from ..viz import write_samples  # noqa: F401  (its home is viz.py, which runs.py uses too; trainer.py imports it here)
 from . import checkpoint, distributed
 
 
 def sample_suffix(kind: str) -> str:
     return ".csv" if kind == "table" else ".png"
-
-
-def write_samples(x: torch.Tensor, info, path: Path, real: torch.Tensor | None = None, nrow: int | None = None) -> Path:
-    """Images -> grid PNG; 1-D/2-D points -> plot PNG; table rows -> CSV in the original columns."""
-    if info.kind == "image":
-        return viz.save_grid(x, path, nrow=nrow)
-    if info.kind == "points":
-        return viz.save_points(x, path, real=real, title=f"{len(x)} generated points")
-    from ..data.tabular import write_csv
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_csv(path, x.float().cpu(), info.extra["columns"])
-    return Path(path)
 
 
 class RunLog:

@@ -15,6 +15,8 @@ never carries a name a reader looks for). A folder replaced in place (best, or a
 renamed to .old-NAME; readers fall back to .old-NAME while NAME is missing, so one of the two is always
 found. The next save tidies whatever a crash left (_recover). A crash at any point therefore leaves `latest`
 naming a complete checkpoint: the previous one or the new one.
+
+This module writes; the readers (latest, read, resolve, load_nets, ...) live in runs.py and are re-exported.
 """
 from __future__ import annotations
 
@@ -23,38 +25,24 @@ import errno
 import io
 import json
 import os
-import pickle
-import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from ..errors import GanforgeError
-
-FORMAT_VERSION = 1
-STEP = re.compile(r"step-(\d+)")
+# reading checkpoints is runs.py's (every reader loads runs through it); the names stay importable from here
+from ..runs import (FORMAT_VERSION, STEP, _pointer, _step, exists, latest, load_file_only,  # noqa: F401
+                    load_nets, read, resolve, unflatten)
 
 
 def flatten(nets: dict[str, torch.nn.Module], prefix: str = "") -> dict[str, torch.Tensor]:
     # clone: safetensors refuses tensors that share storage (tied or viewed weights)
     return {f"{prefix}{name}.{k}": v.detach().cpu().clone().contiguous()
             for name, net in nets.items() for k, v in net.state_dict().items()}
-
-
-def unflatten(weights: dict[str, torch.Tensor], prefix: str = "") -> dict[str, dict[str, torch.Tensor]]:
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for key, v in weights.items():
-        if not key.startswith(prefix):
-            continue
-        name, _, rest = key[len(prefix):].partition(".")
-        out.setdefault(name, {})[rest] = v
-    return out
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -81,11 +69,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _step(name: str) -> int | None:
-    m = STEP.fullmatch(name)
-    return int(m.group(1)) if m else None
 
 
 def _recover(root: Path) -> None:
@@ -206,94 +189,3 @@ def save_best(run_dir: Path, step: int, weights: dict[str, torch.Tensor], meta: 
     except OSError as e:
         raise _write_error(root, "best", e) from None
     return final
-
-
-# -- reading --------------------------------------------------------------------------------------------------
-def exists(run_dir: Path) -> bool:
-    """Whether a run has committed a checkpoint (`latest` is written last: folders without it are not)."""
-    return (Path(run_dir) / "checkpoints" / "latest").is_file()
-
-
-def resolve(folder: Path) -> Path:
-    """A checkpoint folder, or its previous version .old-NAME during the moment a save replaces it in place."""
-    folder = Path(folder)
-    old = folder.with_name(f".old-{folder.name}")
-    return old if not folder.is_dir() and old.is_dir() else folder
-
-
-def _others(root: Path, but: str = "") -> str:
-    """The step folders a user can point `latest` at instead, newest first, as text for a message."""
-    names = sorted((p.name for p in root.glob("step-*") if p.is_dir() and _step(p.name) is not None
-                    and p.name != but), key=_step, reverse=True)
-    if not names:
-        return "no other checkpoint is kept there: start the run again with `ganforge train`"
-    return ("point checkpoints/latest at an earlier step folder (kept: " + ", ".join(names[:5])
-            + (", ..." if len(names) > 5 else "") + ")")
-
-
-def _pointer(root: Path) -> str | None:
-    try:
-        return (root / "latest").read_bytes().decode("utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def latest(run_dir: Path) -> Path:
-    root = Path(run_dir) / "checkpoints"
-    pointer = root / "latest"
-    if not pointer.is_file():
-        raise GanforgeError(f"no checkpoint in {str(run_dir)!r} (no checkpoints/latest); "
-                            f"train first with `ganforge train --out {run_dir}`")
-    name = _pointer(root)
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise GanforgeError(f"checkpoints/latest in {str(run_dir)!r} does not hold a checkpoint folder name; "
-                            f"{_others(root)}")
-    path = resolve(root / name)
-    if not path.is_dir():
-        raise GanforgeError(f"checkpoints/latest in {str(run_dir)!r} names {name!r}, which is missing; "
-                            f"write the name of an existing step-NNNNNN folder into checkpoints/latest")
-    return path
-
-
-def read(path: Path, with_state: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, dict]:
-    path = resolve(path)
-    instead = _others(path.parent, but=path.name.removeprefix(".old-"))
-    try:
-        meta = json.loads((path / "meta.json").read_bytes().decode("utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError("meta.json is not a JSON object")
-        weights = load_file(str(path / "weights.safetensors"))
-        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu") if with_state else None
-    except (pickle.UnpicklingError, OSError, ValueError, RuntimeError, SafetensorError) as e:
-        if isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e):
-            # torch refused to unpickle it, and its message advises unsafe loading: never pass that on
-            raise GanforgeError(f"{str(path / 'state.pt')!r} is not a ganforge checkpoint file (it holds Python "
-                                f"objects other than tensors and plain values, or is damaged) and is not "
-                                f"loaded; {instead}") from None
-        raise GanforgeError(f"checkpoint {str(path)!r} is unreadable or corrupt ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''}); {instead}") from None
-    if with_state and not (isinstance(state, dict) and {"step", "optimizers"} <= set(state)):
-        raise GanforgeError(f"{str(path / 'state.pt')!r} is not a ganforge checkpoint file (no training "
-                            f"state in it); {instead}")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise GanforgeError(f"checkpoint {str(path)!r} has format {meta['format_version']}, newer than this "
-                            f"ganforge understands ({FORMAT_VERSION}); upgrade ganforge")
-    return weights, state, meta
-
-
-def load_nets(nets: dict[str, torch.nn.Module], weights: dict[str, torch.Tensor], prefix: str, where: Path) -> None:
-    parts = unflatten(weights, prefix)
-    for name, net in nets.items():
-        try:
-            net.load_state_dict(parts.get(name, {}), strict=True)
-        except RuntimeError as e:
-            first = str(e).splitlines()[0] if str(e) else ""
-            raise GanforgeError(f"checkpoint {str(where)!r} does not fit network {name!r} of this recipe "
-                                f"({first}); was it written by another recipe or config?") from None
-
-
-def load_file_only(folder: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(Path(folder) / "weights.safetensors"))
-    except (OSError, SafetensorError) as e:
-        raise GanforgeError(f"{str(folder)!r}: weights.safetensors is unreadable ({e})") from None
