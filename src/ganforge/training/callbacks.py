@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, viz
-from ..viz import write_samples  # noqa: F401  (its home is viz.py, which runs.py uses too; trainer.py imports it here)
+from ..metrics.evaluate import PeriodicEval
 from . import checkpoint, distributed
 
 
@@ -98,7 +98,6 @@ class EvalEvery:
     is unchanged), log the row, and keep checkpoints/best when the score improved."""
 
     def __init__(self, recipe, cfg):
-        from ..metrics.evaluate import PeriodicEval   # metrics is the heavier layer: only runs that evaluate
         self.recipe, self.every = recipe, cfg.eval_every
         self.periodic = PeriodicEval(recipe, metric=cfg.eval_metric, num=cfg.eval_num)
 

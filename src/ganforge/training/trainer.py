@@ -31,7 +31,8 @@ from ..recipes.base import Recipe, StepContext, lr_factor
 from ..precision import guard_convs
 from . import checkpoint, distributed, hardware
 from .hardware import fused_optimizer, is_image_conv, pick_device
-from .callbacks import EvalEvery, Meter, Progress, RunLog, finite, sample_suffix, write_samples
+from ..viz import write_samples
+from .callbacks import EvalEvery, Meter, Progress, RunLog, finite, sample_suffix
 from .ema import EMA
 from ..errors import Diverged, GanforgeError
 from ..data.base import Batches, Data
