@@ -30,18 +30,19 @@ def test_wide_promotes_half_types_only():
     assert wide(x64) is x64 and wide(torch.arange(3)).dtype == torch.int64 and wide(None) is None
 
 
-@pytest.mark.parametrize("name", sorted(L.D_LOSSES))
+@pytest.mark.parametrize("name", sorted(L.ADVERSARIAL))
 def test_losses_compute_in_fp32_from_bf16_logits(name):
     """A loss over bf16 logits equals the fp32 loss of the same (bf16-representable) values, and is fp32:
     computed in bf16 it would be rounded to 8 significant bits."""
     g = torch.Generator().manual_seed(0)
     real = (torch.randn(4096, generator=g) * 3).to(torch.bfloat16)
     fake = (torch.randn(4096, generator=g) * 3).to(torch.bfloat16)
-    d = L.D_LOSSES[name](real_logits=real, fake_logits=fake)
+    d = L.ADVERSARIAL[name].d(real_logits=real, fake_logits=fake)
     assert d.dtype == torch.float32
-    assert torch.equal(d, L.D_LOSSES[name](real_logits=real.float(), fake_logits=fake.float()))
-    gl = L.G_LOSSES[name](fake_logits=fake)
-    assert gl.dtype == torch.float32 and torch.equal(gl, L.G_LOSSES[name](fake_logits=fake.float()))
+    assert torch.equal(d, L.ADVERSARIAL[name].d(real_logits=real.float(), fake_logits=fake.float()))
+    gl = L.ADVERSARIAL[name].g(fake_logits=fake, real_logits=real)
+    assert gl.dtype == torch.float32 and torch.equal(gl, L.ADVERSARIAL[name].g(fake_logits=fake.float(),
+                                                                              real_logits=real.float()))
     assert L.mse(fake=fake, target=real).dtype == L.l1(fake=fake, target=real).dtype == torch.float32
 
 

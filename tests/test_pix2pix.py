@@ -92,9 +92,9 @@ def test_losses_are_cgan_plus_weighted_l1_with_d_halved(loss):
     fake = nets["G"](x)
     real_logits, fake_logits = nets["D"](torch.cat([x, y], 1)), nets["D"](torch.cat([x, fake], 1))
     d = recipe.d_loss(nets, ctx)["loss"]
-    assert torch.allclose(d, 0.5 * L.D_LOSSES[loss](real_logits=real_logits, fake_logits=fake_logits))
+    assert torch.allclose(d, 0.5 * L.ADVERSARIAL[loss].d(real_logits=real_logits, fake_logits=fake_logits))
     g = recipe.g_loss(nets, ctx)
-    want = 7.0 * (fake - y).abs().mean() + 0.3 * L.G_LOSSES[loss](fake_logits=fake_logits)
+    want = 7.0 * (fake - y).abs().mean() + 0.3 * L.ADVERSARIAL[loss].g(fake_logits=fake_logits)
     assert torch.allclose(g["loss"], want)
     assert torch.allclose(g["l1"], (fake - y).abs().mean())
 

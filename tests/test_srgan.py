@@ -102,7 +102,7 @@ def test_d_loss(loss):
     nets = recipe.build().eval()
     ctx = ctx_for(data)
     lr, hr = recipe.pair(ctx)
-    want = L.D_LOSSES[loss](real_logits=nets["D"](hr), fake_logits=nets["D"](nets["G"](lr)))
+    want = L.ADVERSARIAL[loss].d(real_logits=nets["D"](hr), fake_logits=nets["D"](nets["G"](lr)))
     assert torch.allclose(recipe.d_loss(nets, ctx)["loss"], want)
 
 

@@ -1,27 +1,64 @@
-"""Adversarial losses as small pure functions.
+"""Adversarial losses: ONE registry, `ADVERSARIAL`, shared by every family with an adversarial term.
 
-Sign convention (one for the whole package): D returns logits, higher means "more real"; every function
+Sign convention (one for the whole package): D returns logits C(x), higher means "more real"; every function
 returns a loss to MINIMIZE. Arguments are keyword-only so real and fake can never be swapped silently.
 
-- Goodfellow et al. 2014 (arXiv:1406.2661), eq. 1: V(D, G) = E log D(x) + E log(1 - D(G(z))).
-  D maximizes V  -> ns_d = -V (binary cross-entropy with targets 1 for real, 0 for fake).
-  G minimizes V  -> minimax_g = E log(1 - D(G(z)))  (saturates when D rejects fakes confidently).
-  Non-saturating G (§3 of the paper): maximize log D(G(z)) -> ns_g = -E log D(G(z)).
-- Salimans et al. 2016 (arXiv:1606.03498) §3.4 one-sided label smoothing: real target 1 - smoothing, fake 0.
-- Arjovsky 2017 (arXiv:1701.07875) Wasserstein, Lim & Ye 2017 / Miyato 2018 hinge, Mao 2017
-  (arXiv:1611.04076) least squares with a=0, b=1, c=1.
+The registry maps a name - the `loss=` config key of gan, dcgan, cgan, wgan, wgan_gp, sngan, lsgan, progan,
+stylegan, pix2pix, cyclegan, srgan, text2image and simgan - to an `AdversarialLoss`:
+
+  d(*, real_logits, fake_logits, smoothing=0.0)  D's loss
+  g(*, fake_logits, real_logits=None)            G's loss
+  needs_real   g reads real_logits, so a G step scores a real batch with D (and only then)
+  smoothing    d has a real target that one-sided label smoothing may lower (the cross-entropy losses)
+  accuracy     (acc_real, acc_fake): D's accuracy, the health signal every family logs
+  signals      the loss's own health signals (V, W, ...), logged by the AdversarialRecipe families
+
+With E_r / E_f the mean over the real / fake batch and sigma the logistic function:
+
+- ns, minimax - Goodfellow et al. 2014 (arXiv:1406.2661), eq. 1: V(D, G) = E_r log D(x) + E_f log(1 - D(G(z))),
+  D = sigma(C). D maximizes V:  L_D = -E_r log sigma(C(x_r)) - E_f log(1 - sigma(C(x_f)))  (= -V; BCE with
+  targets 1 for real, 0 for fake). minimax: G minimizes V, L_G = E_f log(1 - sigma(C(x_f))) (saturates when D
+  rejects fakes confidently); ns (§3 of the paper): G maximizes log D(G(z)), L_G = -E_f log sigma(C(x_f)).
+  Salimans et al. 2016 (arXiv:1606.03498) §3.4 one-sided label smoothing: real target 1 - smoothing, fake 0.
+- wasserstein - Arjovsky et al. 2017 (arXiv:1701.07875), eq. 3: L_D = E_f C(x_f) - E_r C(x_r),
+  L_G = -E_f C(x_f) (C a Lipschitz critic: clipping or a gradient penalty keeps it so).
+- hinge - Lim & Ye 2017 (arXiv:1705.02894), Miyato et al. 2018 (arXiv:1802.05957):
+  L_D = E_r max(0, 1 - C(x_r)) + E_f max(0, 1 + C(x_f)), L_G = -E_f C(x_f).
+- lsgan - Mao et al. 2017 (arXiv:1611.04076), eq. 2 with a = 0, b = 1, c = 1:
+  L_D = 1/2 E_r (C(x_r) - 1)^2 + 1/2 E_f C(x_f)^2, L_G = 1/2 E_f (C(x_f) - 1)^2.
+- ragan - relativistic average standard GAN, RaSGAN (Jolicoeur-Martineau 2018, arXiv:1807.00734): D judges
+  whether a real sample is more realistic than the fakes on average, D~(x_r) = sigma(C(x_r) - E_f C(x_f)),
+  and a fake than the reals, D~(x_f) = sigma(C(x_f) - E_r C(x_r)):
+    L_D = -E_r log D~(x_r) - E_f log(1 - D~(x_f))
+    L_G = -E_f log D~(x_f) - E_r log(1 - D~(x_r))        (the same with real and fake swapped)
+  G's loss depends on D's scores of real data (needs_real); both equal 2 log 2 when C(x_r) = C(x_f).
+  The averages run over every logit of the batch (all patches of a patch discriminator).
+
+Adding a loss: its two functions (@fp32) and one `ADVERSARIAL` entry here, and its closed form in
+tests/test_losses.py; every family's `loss=` accepts it, and tests/test_loss_registry.py trains it in each.
 
 Every loss computes in fp32 whatever its inputs' dtype (@fp32: precision.py's rule for mixed precision).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import GanforgeError
 from .precision import fp32
 
 
+def _no_smoothing(name: str, smoothing: float) -> None:
+    if smoothing:
+        raise GanforgeError(f"label_smoothing applies to the cross-entropy losses only; {name} has no real "
+                            f"target to smooth")
+
+
+# -- Goodfellow 2014: the cross-entropy game ---------------------------------------------------------------------
 @fp32
 def ns_d(*, real_logits: Tensor, fake_logits: Tensor, smoothing: float = 0.0) -> Tensor:
     """-V(D, G): BCE with real target 1 - smoothing (one-sided: fakes keep target 0)."""
@@ -31,13 +68,13 @@ def ns_d(*, real_logits: Tensor, fake_logits: Tensor, smoothing: float = 0.0) ->
 
 
 @fp32
-def ns_g(*, fake_logits: Tensor) -> Tensor:
-    """-E log D(G(z)) = softplus(-logit): strong gradient when D rejects the fakes."""
+def ns_g(*, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+    """-E log D(G(z)) = softplus(-logit): strong gradient when D rejects the fakes (real_logits unused)."""
     return F.softplus(-fake_logits).mean()
 
 
 @fp32
-def minimax_g(*, fake_logits: Tensor) -> Tensor:
+def minimax_g(*, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """E log(1 - D(G(z))) = -softplus(logit): the saturating loss of the original minimax game."""
     return -F.softplus(fake_logits).mean()
 
@@ -48,42 +85,129 @@ def value(*, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return -(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
 
 
+# -- Arjovsky 2017, Lim & Ye 2017, Mao 2017 --------------------------------------------------------------------
 @fp32
-def wasserstein_d(*, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def wasserstein_d(*, real_logits: Tensor, fake_logits: Tensor, smoothing: float = 0.0) -> Tensor:
+    _no_smoothing("wasserstein", smoothing)
     return fake_logits.mean() - real_logits.mean()
 
 
 @fp32
-def wasserstein_g(*, fake_logits: Tensor) -> Tensor:
+def wasserstein_g(*, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     return -fake_logits.mean()
 
 
 @fp32
-def hinge_d(*, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def hinge_d(*, real_logits: Tensor, fake_logits: Tensor, smoothing: float = 0.0) -> Tensor:
+    _no_smoothing("hinge", smoothing)
     return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
 
 @fp32
-def hinge_g(*, fake_logits: Tensor) -> Tensor:
+def hinge_g(*, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     return -fake_logits.mean()
 
 
 @fp32
-def lsgan_d(*, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def lsgan_d(*, real_logits: Tensor, fake_logits: Tensor, smoothing: float = 0.0) -> Tensor:
     """Mao eq. 2 with b=1 (real), a=0 (fake), halves as in the paper."""
+    _no_smoothing("lsgan", smoothing)
     return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits ** 2).mean()
 
 
 @fp32
-def lsgan_g(*, fake_logits: Tensor) -> Tensor:
+def lsgan_g(*, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """Mao eq. 2 with c=1: G wants D to output the real target."""
     return 0.5 * ((fake_logits - 1.0) ** 2).mean()
 
 
-D_LOSSES = {"ns": ns_d, "minimax": ns_d, "wasserstein": wasserstein_d, "hinge": hinge_d, "lsgan": lsgan_d}
-G_LOSSES = {"ns": ns_g, "minimax": minimax_g, "wasserstein": wasserstein_g, "hinge": hinge_g, "lsgan": lsgan_g}
+# -- Jolicoeur-Martineau 2018: relativistic average standard GAN -------------------------------------------------
+@fp32
+def ragan_d(*, real_logits: Tensor, fake_logits: Tensor, smoothing: float = 0.0) -> Tensor:
+    """-E_r log sigma(C_r - E_f C_f) - E_f log(1 - sigma(C_f - E_r C_r)); BCE on the relative logits, the
+    real target 1 - smoothing (one-sided, as ns_d)."""
+    real_rel = real_logits - fake_logits.mean()
+    fake_rel = fake_logits - real_logits.mean()
+    return (F.binary_cross_entropy_with_logits(real_rel, torch.full_like(real_rel, 1.0 - smoothing))
+            + F.binary_cross_entropy_with_logits(fake_rel, torch.zeros_like(fake_rel)))
 
 
+@fp32
+def ragan_g(*, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+    """-E_f log sigma(C_f - E_r C_r) - E_r log(1 - sigma(C_r - E_f C_f)): D's loss with the roles swapped."""
+    if real_logits is None:
+        raise TypeError("ragan's G loss compares the fakes with real data: pass real_logits (D on a real batch)")
+    return ragan_d(real_logits=fake_logits, fake_logits=real_logits)
+
+
+# -- health signals ------------------------------------------------------------------------------------------
+def _threshold(t: float) -> Callable[..., tuple[Tensor, Tensor]]:
+    def accuracy(*, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+        """D's accuracy with the logit threshold t between its real and fake targets."""
+        return ((real_logits.detach().float() > t).float().mean(),
+                (fake_logits.detach().float() < t).float().mean())
+    return accuracy
+
+
+def _relative_accuracy(*, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """A relativistic D is right about a real when it scores it above the fakes' mean (D~(x_r) > 1/2)."""
+    r, f = real_logits.detach().float(), fake_logits.detach().float()
+    return (r > f.mean()).float().mean(), (f < r.mean()).float().mean()
+
+
+def _no_signals(*, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    return {}
+
+
+def _cross_entropy_signals(*, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    """V(D, G) (tends to -log 4 at the equilibrium) and D's mean probability on each side."""
+    r, f = real_logits.detach().float(), fake_logits.detach().float()
+    return {"V": value(real_logits=r, fake_logits=f), "D_real": torch.sigmoid(r).mean(),
+            "D_fake": torch.sigmoid(f).mean()}
+
+
+def _wasserstein_signals(*, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    """W = E C(real) - E C(fake): the critic's estimate of W_1(p_data, p_g) (Arjovsky eq. 3)."""
+    return {"W": real_logits.detach().float().mean() - fake_logits.detach().float().mean()}
+
+
+def _relativistic_signals(*, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    """E_r D~(x_r) and E_f D~(x_f), the relativistic probabilities (both 1/2 when D cannot tell)."""
+    r, f = real_logits.detach().float(), fake_logits.detach().float()
+    return {"D_real": torch.sigmoid(r - f.mean()).mean(), "D_fake": torch.sigmoid(f - r.mean()).mean()}
+
+
+# -- the registry ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """One adversarial loss: D's and G's halves and what a family needs to know to use them."""
+    d: Callable[..., Tensor]       # d(*, real_logits, fake_logits, smoothing=0.0) -> D's loss
+    g: Callable[..., Tensor]       # g(*, fake_logits, real_logits=None) -> G's loss
+    needs_real: bool = False       # g reads real_logits: the G step scores a real batch with D
+    smoothing: bool = False        # d takes one-sided label smoothing (a cross-entropy real target)
+    accuracy: Callable[..., tuple[Tensor, Tensor]] = _threshold(0.0)   # (acc_real, acc_fake), detached
+    signals: Callable[..., dict[str, Tensor]] = _no_signals            # the loss's own health signals
+
+
+ADVERSARIAL: dict[str, AdversarialLoss] = {
+    "ns": AdversarialLoss(ns_d, ns_g, smoothing=True, signals=_cross_entropy_signals),
+    "minimax": AdversarialLoss(ns_d, minimax_g, smoothing=True, signals=_cross_entropy_signals),
+    "wasserstein": AdversarialLoss(wasserstein_d, wasserstein_g, signals=_wasserstein_signals),
+    "hinge": AdversarialLoss(hinge_d, hinge_g),
+    "lsgan": AdversarialLoss(lsgan_d, lsgan_g, accuracy=_threshold(0.5)),   # targets 0 and 1: boundary 1/2
+    "ragan": AdversarialLoss(ragan_d, ragan_g, needs_real=True, smoothing=True, accuracy=_relative_accuracy,
+                             signals=_relativistic_signals),
+}
+
+
+def adversarial(name) -> AdversarialLoss:
+    """The registry's entry for a `loss=` value; one GanforgeError naming the valid ones otherwise."""
+    if not isinstance(name, str) or name not in ADVERSARIAL:
+        raise GanforgeError(f"config key 'loss' must be one of {', '.join(ADVERSARIAL)}; got {name!r}")
+    return ADVERSARIAL[name]
+
+
+# -- reconstruction distances ----------------------------------------------------------------------------------
 @fp32
 def l1(*, fake: Tensor, target: Tensor) -> Tensor:
     return (fake - target).abs().mean()

@@ -7,7 +7,9 @@ D update of the step made, its graph into G kept (the PyTorch DCGAN example does
 step instead of two; reuse_fake=false draws fresh noise for the G step, as Goodfellow 2014 Algorithm 1 writes
 it. `d_steps` is k of that Algorithm 1 (WGAN's n_critic). Options (0 / false / "" = off):
 
-- losses `ns | minimax | hinge | wasserstein | lsgan` (losses.py holds the equations);
+- `loss`: any entry of losses.ADVERSARIAL (ns | minimax | wasserstein | hinge | lsgan | ragan; losses.py holds
+  the equations). A loss whose G half reads D's scores of real data (`needs_real`: ragan) makes the G step
+  score a real batch too, through the same `d_view` as the D step;
 - `clip`: WGAN weight clipping to [-c, c] after each critic update (Arjovsky 2017, arXiv:1701.07875, Alg. 1);
 - `gp_weight`, `gp_center`, `gp_one_sided`: lambda E[(||grad D(x_hat)|| - center)^2] on random interpolates
   (Gulrajani 2017, arXiv:1704.00028, eq. 3; center 0 = zero-centred, Thanh-Tung 2019, arXiv:1902.03984);
@@ -55,7 +57,7 @@ from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
 
 @dataclass
 class AdversarialConfig(RecipeConfig):
-    loss: str = "ns"          # ns (non-saturating G) | minimax (saturating G, eq. 1) | hinge | wasserstein | lsgan
+    loss: str = "ns"          # losses.ADVERSARIAL: ns (non-saturating G), minimax, wasserstein, hinge, lsgan, ragan
     d_steps: int = 1          # D updates per G update (k in Goodfellow 2014, Algorithm 1; n_critic)
     reuse_fake: bool = True   # the G step reuses the last D update's fake (one G forward per step)
     clip: float = 0.0         # WGAN weight clipping: D's parameters clamped to [-clip, clip]; 0 = off
@@ -76,8 +78,7 @@ class AdversarialConfig(RecipeConfig):
 
     def check(self) -> None:
         super().check()
-        if self.loss not in L.D_LOSSES:
-            raise GanforgeError(f"config key 'loss' must be one of {', '.join(L.D_LOSSES)}; got {self.loss!r}")
+        adv = L.adversarial(self.loss)
         for key in ("d_steps", "pac", "mbd_dim"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
@@ -87,8 +88,10 @@ class AdversarialConfig(RecipeConfig):
                 raise GanforgeError(f"config key {key!r} must be >= 0; got {getattr(self, key)}")
         if not 0 <= self.label_smoothing < 1:
             raise GanforgeError(f"config key 'label_smoothing' must be in [0, 1); got {self.label_smoothing}")
-        if self.label_smoothing and self.loss not in ("ns", "minimax"):
-            raise GanforgeError("label_smoothing applies to the ns/minimax (cross-entropy) losses only")
+        if self.label_smoothing and not adv.smoothing:
+            smooth = ", ".join(k for k, v in L.ADVERSARIAL.items() if v.smoothing)
+            raise GanforgeError(f"label_smoothing applies to the cross-entropy losses only ({smooth}); "
+                                f"loss={self.loss} has no real target to smooth")
         if self.clip and self.gp_weight:
             raise GanforgeError("weight clipping (clip) and a gradient penalty (gp_weight) are two ways to make "
                                 "the critic Lipschitz; use one: clip=0 for WGAN-GP, gp_weight=0 for WGAN")
@@ -334,19 +337,11 @@ class AdversarialRecipe(Recipe):
         else:
             real_logits = self.discriminate(nets, real_in, labels)
         fake_logits = self.discriminate(nets, fake_in, labels)
-        if c.loss in ("ns", "minimax"):
-            loss = L.ns_d(real_logits=real_logits, fake_logits=fake_logits, smoothing=c.label_smoothing)
-        else:
-            loss = L.D_LOSSES[c.loss](real_logits=real_logits, fake_logits=fake_logits)
-        threshold = 0.5 if c.loss == "lsgan" else 0.0   # LSGAN's targets are 0 and 1, the others' signs
-        logs = {"acc_real": (real_logits.detach() > threshold).float().mean(),   # health: D's accuracy
-                "acc_fake": (fake_logits.detach() < threshold).float().mean()}
-        if c.loss in ("ns", "minimax"):
-            logs["V"] = L.value(real_logits=real_logits.detach().float(), fake_logits=fake_logits.detach().float())
-            logs["D_real"] = torch.sigmoid(real_logits.detach().float()).mean()
-            logs["D_fake"] = torch.sigmoid(fake_logits.detach().float()).mean()
-        if c.loss == "wasserstein":   # the critic's estimate of W_1(p_data, p_g) (Arjovsky eq. 3)
-            logs["W"] = (real_logits.detach().float().mean() - fake_logits.detach().float().mean())
+        adv = L.ADVERSARIAL[c.loss]
+        loss = adv.d(real_logits=real_logits, fake_logits=fake_logits, smoothing=c.label_smoothing)
+        acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
+        logs = {"acc_real": acc_real, "acc_fake": acc_fake,   # health: D's accuracy, then the loss's own (V, W)
+                **adv.signals(real_logits=real_logits, fake_logits=fake_logits)}
         if c.gp_weight:
             gp = gradient_penalty(lambda x: self.discriminate(nets, x, labels), real_in, fake_in,
                                   center=c.gp_center, one_sided=c.gp_one_sided)
@@ -365,22 +360,29 @@ class AdversarialRecipe(Recipe):
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c, self._step = self.cfg, ctx.step
+        adv = L.ADVERSARIAL[c.loss]
         labels = self.g_labels(ctx)
         fake = ctx.shared.pop("fake", None)
         if fake is None:
             fake = self.generate(nets["G"], self.noise(ctx.batch_size, ctx.device), labels)
+        real_logits = None
+        if c.feature_matching or adv.needs_real:
+            # D on a real batch, through the D step's view, without a graph (only G updates here): feature
+            # matching's f(real), and the real logits of a loss whose G half compares with them (ragan)
+            real_labels = ctx.labels if self.conditional else None
+            features = capture_features(nets["D"]) if c.feature_matching else contextlib.nullcontext([])
+            with torch.no_grad(), features as f_real:
+                real_logits = self.discriminate(nets, self.d_view(ctx.real, ctx.step), real_labels)
         if c.feature_matching:
             # Salimans §3.1: match the mean of D's features (the input of its head) on real and fake data
-            real_labels = ctx.labels if self.conditional else None
-            with torch.no_grad(), capture_features(nets["D"]) as f_real:
-                self.discriminate(nets, self.d_view(ctx.real, ctx.step), real_labels)
             with capture_features(nets["D"]) as f_fake:
                 fake_logits = self.discriminate(nets, self.d_view(fake, ctx.step), labels)
             fm = (f_real[0].float().flatten(1).mean(0) - f_fake[0].float().flatten(1).mean(0)).pow(2).sum()
-            logs = {"loss": fm, "fm": fm.detach(), "adv": L.G_LOSSES[c.loss](fake_logits=fake_logits.detach())}
+            logs = {"loss": fm, "fm": fm.detach(),
+                    "adv": adv.g(fake_logits=fake_logits.detach(), real_logits=real_logits)}
         else:
             fake_logits = self.discriminate(nets, self.d_view(fake, ctx.step), labels)
-            logs = {"loss": L.G_LOSSES[c.loss](fake_logits=fake_logits)}
+            logs = {"loss": adv.g(fake_logits=fake_logits, real_logits=real_logits)}
         if c.historical_averaging:
             ha = nets["G_hist"](list(nets["G"].parameters()))
             logs["loss"] = logs["loss"] + c.historical_averaging * ha

@@ -23,7 +23,7 @@ from ..errors import GanforgeError
 from ..models.image2image import ImagePool, PatchDiscriminator, ResnetGenerator, patch_layers_for
 from ..registry import RECIPES
 from .base import Nets, Phase, RecipeConfig, StepContext
-from .pix2pix import GAN_LOSSES, TranslationRecipe, check_choice, gan_d_loss, needs_cond
+from .pix2pix import TranslationRecipe, check_choice, needs_cond
 
 
 @dataclass
@@ -31,7 +31,7 @@ class CycleGANConfig(RecipeConfig):
     data: str = "shapeswap:circles2squares"
     steps: int = 2000
     batch_size: int = 1          # the paper's
-    loss: str = "lsgan"          # lsgan (the paper's) | ns | hinge
+    loss: str = "lsgan"          # lsgan (the paper's) or another losses.ADVERSARIAL name (ns, hinge, ragan)
     lambda_cyc: float = 10.0     # lambda of Eq. 3
     lambda_id: float = 0.5       # identity loss weight, as a fraction of lambda_cyc (0.5 lambda); 0 = off
     pool_size: int = 50          # generated-image history D is trained on; 0 = the current batch only
@@ -44,7 +44,7 @@ class CycleGANConfig(RecipeConfig):
 
     def check(self) -> None:
         super().check()
-        check_choice("loss", self.loss, GAN_LOSSES)
+        L.adversarial(self.loss)
         check_choice("norm", self.norm, ("batch", "instance"))
         for key in ("lambda_cyc", "lambda_id", "pool_size", "d_layers"):
             if getattr(self, key) < 0:
@@ -53,10 +53,15 @@ class CycleGANConfig(RecipeConfig):
             raise GanforgeError(f"config key 'g_blocks' must be >= 1; got {self.g_blocks}")
 
 
-def g_adversarial(kind: str, fake_logits: Tensor) -> Tensor:
-    if kind == "lsgan":   # E (D(G(x)) - 1)^2: Zhu's Eq. 1 in LS form, without Mao's 1/2
-        return 2.0 * L.lsgan_g(fake_logits=fake_logits)
-    return L.G_LOSSES[kind](fake_logits=fake_logits)
+def g_adversarial(kind: str, D: nn.Module, fake: Tensor, real: Tensor) -> Tensor:
+    """G's adversarial term against D on one domain; D scores that domain's real images only for a loss whose
+    G half reads them (ragan), without a graph (only the generators update in the G phase)."""
+    adv, real_logits = L.ADVERSARIAL[kind], None
+    if adv.needs_real:
+        with torch.no_grad():
+            real_logits = D(real)
+    g = adv.g(fake_logits=D(fake), real_logits=real_logits)
+    return 2.0 * g if kind == "lsgan" else g   # E (D(G(x)) - 1)^2: Zhu's Eq. 1 in LS form, without Mao's 1/2
 
 
 @RECIPES.register("cyclegan")
@@ -108,7 +113,7 @@ class CycleGAN(TranslationRecipe):
         a, b = batch["cond"], batch["real"]
         fake_b, fake_a = nets["G_ab"](a), nets["G_ba"](b)
         cyc = L.l1(fake=nets["G_ba"](fake_b), target=a) + L.l1(fake=nets["G_ab"](fake_a), target=b)
-        adv = g_adversarial(c.loss, nets["D_b"](fake_b)) + g_adversarial(c.loss, nets["D_a"](fake_a))
+        adv = g_adversarial(c.loss, nets["D_b"], fake_b, b) + g_adversarial(c.loss, nets["D_a"], fake_a, a)
         loss = adv + c.lambda_cyc * cyc
         logs = {"adv": adv, "cycle": cyc}
         if c.lambda_id:
@@ -127,8 +132,9 @@ class CycleGAN(TranslationRecipe):
         batch = ctx.shared["batch"]
         # history: D_b sees a mix of this step's and older G_ab outputs (no graph into G: pools detach)
         fake_b, fake_a = self.pools["b"](ctx.shared["fake_b"]), self.pools["a"](ctx.shared["fake_a"])
-        d_b = gan_d_loss(self.cfg.loss, nets["D_b"](batch["real"]), nets["D_b"](fake_b))
-        d_a = gan_d_loss(self.cfg.loss, nets["D_a"](batch["cond"]), nets["D_a"](fake_a))
+        adv = L.ADVERSARIAL[self.cfg.loss]
+        d_b = adv.d(real_logits=nets["D_b"](batch["real"]), fake_logits=nets["D_b"](fake_b))
+        d_a = adv.d(real_logits=nets["D_a"](batch["cond"]), fake_logits=nets["D_a"](fake_a))
         if self.cfg.loss != "lsgan":   # lsgan_d already carries the 1/2
             d_a, d_b = 0.5 * d_a, 0.5 * d_b
         return {"loss": d_a + d_b, "D_a": d_a, "D_b": d_b}

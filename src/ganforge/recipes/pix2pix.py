@@ -27,7 +27,6 @@ from ..registry import RECIPES
 from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
 
 DIRECTIONS = ("AtoB", "BtoA")
-GAN_LOSSES = ("ns", "lsgan", "hinge")
 
 
 def check_choice(key: str, value, allowed) -> None:
@@ -127,7 +126,7 @@ class Pix2PixConfig(RecipeConfig):
     steps: int = 2000
     batch_size: int = 1          # the paper's (BatchNorm at batch 1 acts as instance norm)
     direction: str = "AtoB"      # AtoB | BtoA: which half/domain is the input
-    loss: str = "ns"             # ns (the paper's log loss) | lsgan | hinge
+    loss: str = "ns"             # ns (the paper's log loss) or another losses.ADVERSARIAL name (lsgan, hinge, ragan)
     lambda_l1: float = 100.0     # lambda of Eq. 4; 0 = cGAN alone
     gan_weight: float = 1.0      # weight of L_cGAN in G's loss; 0 = L1 alone (D is not trained)
     g_width: int = 64            # U-Net's first encoder layer (C64); doubles per layer up to 8x
@@ -139,7 +138,7 @@ class Pix2PixConfig(RecipeConfig):
     def check(self) -> None:
         super().check()
         check_choice("direction", self.direction, DIRECTIONS)
-        check_choice("loss", self.loss, GAN_LOSSES)
+        L.adversarial(self.loss)
         check_choice("norm", self.norm, ("batch", "instance"))
         if self.lambda_l1 < 0 or self.gan_weight < 0:
             raise GanforgeError("lambda_l1 and gan_weight must be >= 0")
@@ -149,10 +148,6 @@ class Pix2PixConfig(RecipeConfig):
             raise GanforgeError(f"config key 'dropout' must be in [0, 1); got {self.dropout}")
         if self.d_layers < 0:
             raise GanforgeError(f"config key 'd_layers' must be >= 0 (0 = automatic); got {self.d_layers}")
-
-
-def gan_d_loss(kind: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    return L.D_LOSSES[kind](real_logits=real_logits, fake_logits=fake_logits)
 
 
 @RECIPES.register("pix2pix")
@@ -208,9 +203,10 @@ class Pix2Pix(TranslationRecipe):
             fake = nets["G"](x)
         real_logits = nets["D"](torch.cat([x, y], 1))
         fake_logits = nets["D"](torch.cat([x, fake], 1))
-        loss = 0.5 * gan_d_loss(self.cfg.loss, real_logits, fake_logits)   # halved, Sec. 3.3
-        return {"loss": loss, "acc_real": (real_logits > 0).float().mean(),
-                "acc_fake": (fake_logits < 0).float().mean()}
+        adv = L.ADVERSARIAL[self.cfg.loss]
+        loss = 0.5 * adv.d(real_logits=real_logits, fake_logits=fake_logits)   # halved, Sec. 3.3
+        acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
+        return {"loss": loss, "acc_real": acc_real, "acc_fake": acc_fake}
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c = self.cfg
@@ -220,7 +216,11 @@ class Pix2Pix(TranslationRecipe):
         logs = {"l1": l1}
         loss = c.lambda_l1 * l1
         if c.gan_weight:
-            adv = L.G_LOSSES[c.loss](fake_logits=nets["D"](torch.cat([x, fake], 1)))
+            loss_fn, real_logits = L.ADVERSARIAL[c.loss], None
+            if loss_fn.needs_real:   # D's scores of the real pairs (x, y), no graph: only G updates here
+                with torch.no_grad():
+                    real_logits = nets["D"](torch.cat([x, y], 1))
+            adv = loss_fn.g(fake_logits=nets["D"](torch.cat([x, fake], 1)), real_logits=real_logits)
             loss = loss + c.gan_weight * adv
             logs["adv"] = adv
         return {"loss": loss, **logs}

@@ -10,6 +10,8 @@ Loss (§A.1): WGAN-GP (Gulrajani et al. 2017, arXiv:1704.00028, eq. 3) with lamb
 eps_drift E[D(real)^2], eps_drift = 1e-3:
     L_D = E[D(fake)] - E[D(real)] + lambda E[(||grad D(x_hat)|| - 1)^2] + eps_drift E[D(real)^2]
     L_G = -E[D(fake)]
+`loss=wasserstein` is that first term (the paper's); any other losses.ADVERSARIAL name replaces it, the penalty
+and drift terms staying as configured (a G half that reads real scores, ragan, scores a real batch too).
 Adam lr 1e-3, betas (0, 0.99), n_critic 1; EMA of G's weights for sampling (§A.1: decay 0.999).
 The generator's current (stage, alpha) lives in buffers of G (saved with the weights, copied into the EMA),
 so a checkpoint loaded mid-growth samples at the resolution it had reached, up-sampled to the full size.
@@ -53,9 +55,11 @@ class ProGANConfig(RecipeConfig):
     ema_decay: float = 0.99
     steps: int = 4000                # at 32 px: 6 phases of 500 steps grow 4 -> 32, then 1,000 steps at 32
     batch_size: int = 32
+    loss: str = "wasserstein"        # the paper's WGAN-GP critic loss, or another losses.ADVERSARIAL name
 
     def check(self) -> None:
         super().check()
+        L.adversarial(self.loss)
         for key in ("start_resolution",):
             v = getattr(self, key)
             if v < 4 or v & (v - 1):
@@ -144,14 +148,21 @@ class ProGAN(Recipe):
         with torch.no_grad():   # the D step must not build a graph into G
             fake = nets["G"](self.noise(real.shape[0], ctx.device), native=True)
         real_logits, fake_logits = D(real, stage, alpha), D(fake, stage, alpha)
-        wd = L.wasserstein_d(real_logits=real_logits, fake_logits=fake_logits)
-        gp = gradient_penalty(lambda x: D(x, stage, alpha), real, fake) if self.cfg.gp_weight else wd.new_zeros(())
+        adv = L.ADVERSARIAL[self.cfg.loss]
+        ad = adv.d(real_logits=real_logits, fake_logits=fake_logits)
+        gp = gradient_penalty(lambda x: D(x, stage, alpha), real, fake) if self.cfg.gp_weight else ad.new_zeros(())
         drift = drift_penalty(real_logits)
-        loss = wd + self.cfg.gp_weight * gp + self.cfg.drift * drift
-        return {"loss": loss, "wasserstein": -wd.detach(), "gp": gp.detach(), "drift": drift.detach(),
+        loss = ad + self.cfg.gp_weight * gp + self.cfg.drift * drift
+        signals = adv.signals(real_logits=real_logits, fake_logits=fake_logits)
+        logs = {"wasserstein": signals.pop("W")} if "W" in signals else {}   # the critic's W_1 estimate
+        return {"loss": loss, **logs, "gp": gp.detach(), "drift": drift.detach(), **signals,
                 "resolution": torch.tensor(float(real.shape[-1])), "alpha": torch.tensor(alpha)}
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         stage, alpha = self._at(nets, ctx)
         fake = nets["G"](self.noise(ctx.batch_size, ctx.device), native=True)
-        return {"loss": L.wasserstein_g(fake_logits=nets["D"](fake, stage, alpha))}
+        adv, real_logits = L.ADVERSARIAL[self.cfg.loss], None
+        if adv.needs_real:   # D's scores of a real batch at this stage, no graph: only G updates here
+            with torch.no_grad():
+                real_logits = nets["D"](downscale_to(ctx.real, stage, alpha), stage, alpha)
+        return {"loss": adv.g(fake_logits=nets["D"](fake, stage, alpha), real_logits=real_logits)}

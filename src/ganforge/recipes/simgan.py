@@ -13,6 +13,8 @@ real images, while staying close to x so the synthetic labels still hold:
 - D's refined half-batch comes half from the current R and half from a history buffer of refined images
   (§2.3, `HistoryBuffer`); after each D update b/2 random buffer slots take the newest refined images.
 - K_g refiner updates per D update (`refiner_steps`, Algorithm 1).
+- `loss` swaps the per-patch cross-entropy for any losses.ADVERSARIAL entry (default ns, the paper's CE);
+  with one whose G half reads real scores (ragan), each refiner update also scores a real batch.
 
 Offline task: `fonts` (synthetic 8x8 digits rendered from matplotlib's fonts) refined toward `digits`.
 `noise()` draws synthetic images, so `ganforge sample RUN` shows freshly refined ones.
@@ -45,9 +47,11 @@ class SimGANConfig(RecipeConfig):
     refiner_steps: int = 2        # K_g: refiner updates per D update (Algorithm 1)
     batch_size: int = 64
     steps: int = 1500
+    loss: str = "ns"              # the paper's per-patch cross-entropy, or another losses.ADVERSARIAL name
 
     def check(self) -> None:
         super().check()
+        L.adversarial(self.loss)
         for key in ("blocks", "width", "d_width", "refiner_steps"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
@@ -191,13 +195,19 @@ class SimGAN(Recipe):
             refined = nets["G"](self.noise(real.shape[0], ctx.device))
         fake = self.history.mix(refined)
         real_logits, fake_logits = nets["D"](real), nets["D"](fake)
-        return {"loss": L.ns_d(real_logits=real_logits, fake_logits=fake_logits),
-                "acc_real": (real_logits > 0).float().mean(), "acc_refined": (fake_logits < 0).float().mean()}
+        adv = L.ADVERSARIAL[self.cfg.loss]
+        acc_real, acc_refined = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
+        return {"loss": adv.d(real_logits=real_logits, fake_logits=fake_logits),
+                "acc_real": acc_real, "acc_refined": acc_refined}
 
     def r_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         synthetic = self.noise(ctx.batch_size, ctx.device)
         refined = nets["G"](synthetic)
-        adv = L.ns_g(fake_logits=nets["D"](refined))
+        loss_fn, real_logits = L.ADVERSARIAL[self.cfg.loss], None
+        if loss_fn.needs_real:   # D's patch scores of a real batch, no graph: only R updates here
+            with torch.no_grad():
+                real_logits = nets["D"](ctx.real)
+        adv = loss_fn.g(fake_logits=nets["D"](refined), real_logits=real_logits)
         reg = L.l1(fake=refined, target=synthetic)
         return {"loss": adv + self.cfg.reg_weight * reg, "adv": adv.detach(), "self_reg": reg.detach()}
 

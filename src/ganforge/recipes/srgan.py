@@ -28,7 +28,7 @@ from ..models.perceptual import FEATURE_NETS, build_feature_net
 from ..models.srresnet import SRDiscriminator, SRResNet
 from ..registry import RECIPES
 from .base import Nets, Phase, RecipeConfig, StepContext
-from .pix2pix import GAN_LOSSES, TranslationRecipe, check_choice, gan_d_loss
+from .pix2pix import TranslationRecipe, check_choice
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SRGANConfig(RecipeConfig):
     d_width: int = 64             # SRGAN D's first layer (n64)
     residual: bool = False        # G predicts a correction to bicubic upsampling (starts as bicubic)
     pretrain_steps: int = 1000    # MSE-only G updates before the adversarial phase (SRResNet init)
-    loss: str = "ns"              # ns (the paper's -log D) | lsgan | hinge
+    loss: str = "ns"              # ns (the paper's -log D) or another losses.ADVERSARIAL name (lsgan, hinge, ragan)
     lambda_content: float = 1.0   # perceptual (feature) loss weight: EPSR's lambda_1
     lambda_mse: float = 0.0       # pixel MSE weight after pretraining: EPSR's lambda_2 (SRGAN: 0)
     lambda_adv: float = 1e-3      # adversarial weight: EPSR's lambda_3 (SRGAN: 1e-3); 0 = no D
@@ -55,7 +55,7 @@ class SRGANConfig(RecipeConfig):
 
     def check(self) -> None:
         super().check()
-        check_choice("loss", self.loss, GAN_LOSSES)
+        L.adversarial(self.loss)
         check_choice("content", self.content, FEATURE_NETS)
         check_choice("scale", self.scale, (2, 4))
         for key in ("lambda_content", "lambda_mse", "lambda_adv", "pretrain_steps"):
@@ -194,8 +194,10 @@ class SRGAN(TranslationRecipe):
         with torch.no_grad():   # the D step must not build a graph into G
             sr = nets["G"](lr)
         real_logits, fake_logits = nets["D"](hr), nets["D"](sr)
-        return {"loss": gan_d_loss(self.cfg.loss, real_logits, fake_logits),
-                "acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean()}
+        adv = L.ADVERSARIAL[self.cfg.loss]
+        acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
+        return {"loss": adv.d(real_logits=real_logits, fake_logits=fake_logits),
+                "acc_real": acc_real, "acc_fake": acc_fake}
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c = self.cfg
@@ -207,7 +209,11 @@ class SRGAN(TranslationRecipe):
             content = L.mse(fake=self.features(sr), target=self.features(hr).detach())
             loss, logs["content"] = loss + c.lambda_content * content, content
         if c.lambda_adv:
-            adv = L.G_LOSSES[c.loss](fake_logits=nets["D"](sr))
+            loss_fn, real_logits = L.ADVERSARIAL[c.loss], None
+            if loss_fn.needs_real:   # D's scores of the HR images (ESRGAN's RaGAN), no graph: only G updates
+                with torch.no_grad():
+                    real_logits = nets["D"](hr)
+            adv = loss_fn.g(fake_logits=nets["D"](sr), real_logits=real_logits)
             loss, logs["adv"] = loss + c.lambda_adv * adv, adv
         return {"loss": loss, **logs}
 

@@ -11,6 +11,9 @@ logsumexp form), with Z(x) = sum_k exp(l_k(x)):
                  = -E_x [lse(x) - softplus(lse(x))] + E_z softplus(lse(G(z)))
 
 G is trained with feature matching (§3.1): || E_x f(x) - E_z f(G(z)) ||^2 on D's last hidden layer.
+L_unsupervised is the ns loss of losses.ADVERSARIAL on D's logit C(x) = lse(x); `loss=` puts any other entry
+on that logit (for L_unsupervised, and for G's loss when feature_matching=false; a G half that reads real
+scores, ragan, then scores a real batch too).
 D is the paper's MNIST design scaled to 8x8 digits: an MLP with Gaussian noise added to its input and to
 each hidden layer's output while training.
 
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import losses as L
 from ..errors import GanforgeError
 from ..precision import wide
 from ..registry import RECIPES
@@ -50,9 +54,11 @@ class SSGANConfig(RecipeConfig):
     d_lr: float = 1e-3
     batch_size: int = 100
     steps: int = 3000
+    loss: str = "ns"                  # the paper's (the K+1 cross-entropy), or another losses.ADVERSARIAL name
 
     def check(self) -> None:
         super().check()
+        L.adversarial(self.loss)
         if self.labels_per_class < 1:
             raise GanforgeError(f"config key 'labels_per_class' must be >= 1; got {self.labels_per_class}")
         if self.input_noise < 0 or self.hidden_noise < 0 or not self.d_hidden:
@@ -70,9 +76,15 @@ def log_one_minus_d(logits: Tensor) -> Tensor:
     return -F.softplus(torch.logsumexp(wide(logits), dim=1))
 
 
-def unsupervised_d(*, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """L_unsupervised = -E log D(x) - E log(1 - D(G(z))) with the K+1 logsumexp form."""
-    return -log_d(real_logits).mean() - log_one_minus_d(fake_logits).mean()
+def d_logit(logits: Tensor) -> Tensor:
+    """D's real-vs-generated logit C(x) = lse_k l_k(x): D(x) = sigmoid(C(x)) with the K+1 logit fixed at 0."""
+    return torch.logsumexp(wide(logits), dim=1)
+
+
+def unsupervised_d(*, real_logits: Tensor, fake_logits: Tensor, loss: str = "ns") -> Tensor:
+    """L_unsupervised = -E log D(x) - E log(1 - D(G(z))) with the K+1 logsumexp form: the registry's ns loss
+    on C = lse (another `loss` puts that entry's D half on C)."""
+    return L.ADVERSARIAL[loss].d(real_logits=d_logit(real_logits), fake_logits=d_logit(fake_logits))
 
 
 def feature_matching(*, real_features: Tensor, fake_features: Tensor) -> Tensor:
@@ -181,7 +193,7 @@ class SSGAN(Recipe):
         with torch.no_grad():
             fake = nets["G"](self.noise(real.shape[0], ctx.device))
         real_logits, fake_logits = D(real), D(fake)
-        unsup = unsupervised_d(real_logits=real_logits, fake_logits=fake_logits)
+        unsup = unsupervised_d(real_logits=real_logits, fake_logits=fake_logits, loss=self.cfg.loss)
         return {"loss": sup + self.cfg.unsup_weight * unsup, "unsupervised": unsup.detach(),
                 "D_real": log_d(real_logits.float()).exp().mean(), "D_fake": log_d(fake_logits.float()).exp().mean(),
                 **logs}
@@ -193,7 +205,12 @@ class SSGAN(Recipe):
             with torch.no_grad():
                 real_features = D.features(ctx.real)
             return {"loss": feature_matching(real_features=real_features, fake_features=D.features(fake))}
-        return {"loss": -log_d(D(fake)).mean()}
+        adv, real_logit = L.ADVERSARIAL[self.cfg.loss], None
+        if adv.needs_real:   # D's logit on a real batch, no graph: only G updates here
+            with torch.no_grad():
+                real_logit = d_logit(D(ctx.real))
+        # ns: -E log D(G(z)), the non-saturating loss on C = lse
+        return {"loss": adv.g(fake_logits=d_logit(D(fake)), real_logits=real_logit)}
 
     @torch.no_grad()
     def test_error(self, D: nn.Module, split: str = "test") -> float:

@@ -2,7 +2,8 @@
 
 G = synthesis(mapping(z)): 8-layer mapping MLP (lr x 0.01), learned constant 4x4 input, AdaIN (eq. 1) or
 modulated/demodulated convs (StyleGAN2 eq. 1-3), per-layer noise (models/stylegan.py). Training (StyleGAN2 §B):
-- non-saturating loss: L_D = softplus(D(fake)) + softplus(-D(real)), L_G = softplus(-D(G(z)));
+- non-saturating loss: L_D = softplus(D(fake)) + softplus(-D(real)), L_G = softplus(-D(G(z))) (`loss=ns`; any
+  losses.ADVERSARIAL name, e.g. ragan, whose G step then also scores a real batch);
 - style mixing regularization (StyleGAN §3.1): with probability 0.9 per minibatch, two latents and a
   crossover layer drawn uniformly;
 - lazy R1 (Mescheder et al. 2018, arXiv:1801.04406, eq. 9; StyleGAN2 §3.1): every `r1_every` steps
@@ -59,9 +60,11 @@ class StyleGANConfig(RecipeConfig):
     ema_decay: float = 0.998         # EMA of G per G update: StyleGAN's half-life of 10k images at batch 32
     steps: int = 3000
     batch_size: int = 32
+    loss: str = "ns"                 # the papers' non-saturating loss, or another losses.ADVERSARIAL name
 
     def check(self) -> None:
         super().check()
+        L.adversarial(self.loss)
         if self.mode not in MODES:
             raise GanforgeError(f"config key 'mode' must be one of {', '.join(MODES)}; got {self.mode!r}")
         if not 0.0 <= self.style_mixing_prob <= 1.0:
@@ -156,9 +159,9 @@ class StyleGAN(Recipe):
         with torch.no_grad():   # the D step must not build a graph into G
             fake = G.synthesis(self.styles(G, real.shape[0], ctx.device)[0])
         real_logits, fake_logits = D(real), D(fake)
-        return {"loss": L.ns_d(real_logits=real_logits, fake_logits=fake_logits),
-                "D_real": torch.sigmoid(real_logits.float()).mean(),
-                "D_fake": torch.sigmoid(fake_logits.float()).mean()}
+        adv = L.ADVERSARIAL[self.cfg.loss]
+        return {"loss": adv.d(real_logits=real_logits, fake_logits=fake_logits),
+                **adv.signals(real_logits=real_logits, fake_logits=fake_logits)}   # ns: V, D_real, D_fake
 
     def r1_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c = self.cfg
@@ -173,7 +176,11 @@ class StyleGAN(Recipe):
         ws, w = self.styles(G, ctx.batch_size, ctx.device)
         G.update_w_avg(w, self.cfg.w_avg_beta)   # the centre truncation pulls towards
         fake_logits = nets["D"](G.synthesis(ws))
-        return {"loss": L.ns_g(fake_logits=fake_logits)}
+        adv, real_logits = L.ADVERSARIAL[self.cfg.loss], None
+        if adv.needs_real:   # D's scores of a real batch, no graph: only G updates here
+            with torch.no_grad():
+                real_logits = nets["D"](ctx.real)
+        return {"loss": adv.g(fake_logits=fake_logits, real_logits=real_logits)}
 
     def pl_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c, G = self.cfg, nets["G"]

@@ -7,6 +7,10 @@ projected phi(t) replicated spatially, and scores the pair with a 1x1 conv + lin
 - GAN-CLS (matching-aware D, Reed Alg. 1): with s_r = D(x, t), s_w = D(x, t_wrong), s_f = D(G(z, t), t),
   D maximizes L_D = log s_r + (log(1 - s_w) + log(1 - s_f)) / 2   (`matching=true`, `matching_aware_d`).
   Without it D sees only (real, right text) vs (fake, right text): a plain conditional GAN.
+- `loss` (default ns, the paper's) takes any losses.ADVERSARIAL entry: GAN-CLS then gives that loss's D
+  the pair (real, right text) as its real side and both (real, wrong text) and (fake, right text), half each,
+  as its fake side - exactly the equation above for ns. A G half that reads real scores (ragan) compares
+  G's images, on plain and on interpolated text, with D's scores of the batch's (real, right text) pairs.
 - GAN-INT (Reed §4.3): G also gets interpolated embeddings beta phi(t1) + (1 - beta) phi(t2) (beta = 0.5),
   adding E log(1 - D(G(z, t_int), t_int)) to its objective (`interpolate=true`). D is never trained on them.
 
@@ -21,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
@@ -57,19 +60,21 @@ class Text2ImageConfig(RecipeConfig):
     g_width: int = 64
     d_width: int = 64
     steps: int = 3000
+    loss: str = "ns"              # the paper's log loss, or another losses.ADVERSARIAL name
 
     def check(self) -> None:
         super().check()
+        L.adversarial(self.loss)
         if self.text_encoder not in ("gru", "bag"):
             raise GanforgeError(f"config key 'text_encoder' must be gru or bag; got {self.text_encoder!r}")
         if not 0.0 <= self.beta <= 1.0:
             raise GanforgeError(f"config key 'beta' must be in [0, 1]; got {self.beta}")
 
 
-def matching_aware_d(*, real_logits: Tensor, wrong_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """-L_D of GAN-CLS: -(log s_r + (log(1 - s_w) + log(1 - s_f)) / 2), s = sigmoid(logit)."""
-    return (F.softplus(-real_logits).mean()
-            + 0.5 * (F.softplus(wrong_logits).mean() + F.softplus(fake_logits).mean()))
+def matching_aware_d(*, real_logits: Tensor, wrong_logits: Tensor, fake_logits: Tensor, loss: str = "ns") -> Tensor:
+    """GAN-CLS's D loss: `loss`'s D half with (real, wrong text) and (fake, right text) together as the fake
+    side (equal batches: half each). For ns, -(log s_r + (log(1 - s_w) + log(1 - s_f)) / 2), s = sigmoid(logit)."""
+    return L.ADVERSARIAL[loss].d(real_logits=real_logits, fake_logits=torch.cat([wrong_logits, fake_logits]))
 
 
 class TextEncoder(nn.Module):
@@ -200,14 +205,16 @@ class Text2Image(Recipe):
         phi = D.text(text)
         real_f, fake_f = D.body(real), D.body(fake)   # separate passes: BatchNorm never mixes real and fake
         real_logits, fake_logits = D.score(real_f, phi), D.score(fake_f, phi)
-        logs = {"acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean()}
+        adv = L.ADVERSARIAL[self.cfg.loss]
+        acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
+        logs = {"acc_real": acc_real, "acc_fake": acc_fake}
         if self.cfg.matching:
             wrong_logits = D.score(real_f, phi.roll(1, dims=0))   # a caption of another image of the batch
             logs["loss"] = matching_aware_d(real_logits=real_logits, wrong_logits=wrong_logits,
-                                            fake_logits=fake_logits)
-            logs["acc_wrong"] = (wrong_logits < 0).float().mean()
+                                            fake_logits=fake_logits, loss=self.cfg.loss)
+            logs["acc_wrong"] = adv.accuracy(real_logits=real_logits, fake_logits=wrong_logits)[1]
         else:
-            logs["loss"] = L.ns_d(real_logits=real_logits, fake_logits=fake_logits)
+            logs["loss"] = adv.d(real_logits=real_logits, fake_logits=fake_logits)
         return logs
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
@@ -215,15 +222,19 @@ class Text2Image(Recipe):
         text = ctx.batch["text"]
         n = text.shape[0]
         phi_g, phi_d = G.text(text), D.text(text)
+        adv, real_logits = L.ADVERSARIAL[self.cfg.loss], None
+        if adv.needs_real:   # D's scores of (real, right text), no graph: only G updates here
+            with torch.no_grad():
+                real_logits = D.score(D.body(ctx.real), phi_d)
         fake = G.from_embedding(self.noise(n, ctx.device), phi_g)
-        loss = L.ns_g(fake_logits=D.score(D.body(fake), phi_d))
+        loss = adv.g(fake_logits=D.score(D.body(fake), phi_d), real_logits=real_logits)
         logs = {"cond": loss.detach()}
         if self.cfg.interpolate:
             b = self.cfg.beta
             mix_g = b * phi_g + (1 - b) * phi_g.roll(1, dims=0)
             mix_d = b * phi_d + (1 - b) * phi_d.roll(1, dims=0)
             fake_int = G.from_embedding(self.noise(n, ctx.device), mix_g)
-            interp = L.ns_g(fake_logits=D.score(D.body(fake_int), mix_d))
+            interp = adv.g(fake_logits=D.score(D.body(fake_int), mix_d), real_logits=real_logits)
             loss, logs["interp"] = loss + interp, interp.detach()
         logs["loss"] = loss
         return logs
