@@ -16,6 +16,8 @@ class Registry(dict):
         def deco(obj):
             if name in self:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
+            if isinstance(obj, type) and getattr(obj, "name", None) == "base":
+                obj.name = name      # a recipe says its name once, here (the base class's is "base")
             self[name] = obj
             return obj
         return deco
