@@ -170,3 +170,29 @@ def test_cli_and_api_train_the_same_default_config(tmp_path):
     assert runs[0]["config"] == runs[1]["config"] == runs[2]["config"]
     assert runs[0]["preset"] is runs[1]["preset"] is runs[2]["preset"] is None
     assert runs[0]["config"]["d_lr"] == 1e-4           # the tuned default for the default data (recipes/dcgan.py)
+
+
+def test_train_flags_come_from_the_config_fields(tmp_path):
+    """--device/--precision/--threads take the types and allowed values declared once on RecipeConfig."""
+    from dataclasses import dataclass
+
+    from ganforge.config import check_choices, choice, choices
+    from ganforge.errors import GanforgeError
+    from ganforge.recipes.base import RecipeConfig
+
+    assert choices(RecipeConfig, "precision") == ("auto", "fp32", "bf16", "fp16")
+    assert choices(RecipeConfig, "steps") is None
+
+    @dataclass
+    class Mine(RecipeConfig):
+        norm: str = choice("batch", "instance")
+
+    check_choices(Mine(norm="instance"))
+    with pytest.raises(GanforgeError, match="config key 'norm' must be one of batch, instance; got 'x'"):
+        Mine(norm="x").check()
+    with pytest.raises(SystemExit):
+        main(["train", "--precision", "fp8"])
+    tiny = ["steps=1", "batch_size=4", "resolution=8", "g_width=8", "d_width=8", "sample_every=1", "num_samples=4"]
+    assert main(["train", "--threads", "1", "--out", str(tmp_path / "t"), "--quiet", *tiny]) == 0
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["performance"]["threads"] == 1 and summary["performance"]["threads_reason"] == "threads=1"

@@ -10,12 +10,13 @@ import ganforge.data  # noqa: F401  (registers the data specs)
 from . import commands
 from .api import list_recipes, load, make_config, resume, train
 from .commands import out_file
-from .config import load_yaml, parse_overrides, to_dict
+from .config import choices, field_types, load_yaml, parse_overrides, to_dict
 from .errors import GanforgeError
+from .recipes.base import RecipeConfig
 from .registry import DATASETS
 from .training.callbacks import sample_suffix
 
-TRAIN_FLAGS = ("data", "steps", "seed", "device", "precision")
+TRAIN_FLAGS = ("data", "steps", "seed", "device", "precision", "threads")
 # ganforge.train()'s own arguments are not config keys: passed as key=value (or YAML keys) they would reach
 # train(**overrides) twice and fail with a TypeError. Each has its own flag; the hint says which.
 NOT_KEYS = {"out": "use --out DIR", "preset": "use --preset NAME", "progress": "use --quiet for no progress bar",
@@ -36,11 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--preset")
     t.add_argument("--config", metavar="FILE.yaml", help="YAML with recipe, preset and config keys")
     t.add_argument("--out", metavar="DIR")
-    t.add_argument("--data", metavar="SPEC")
-    t.add_argument("--steps", type=int)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    types = field_types(RecipeConfig)
+    for flag in TRAIN_FLAGS:     # shortcuts for `flag=value`: typed and limited as their RecipeConfig fields
+        t.add_argument(f"--{flag}", type=types[flag], choices=choices(RecipeConfig, flag),
+                       metavar="SPEC" if flag == "data" else None)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")

@@ -18,6 +18,26 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+def choice(*allowed: str) -> Any:
+    """A config field whose value must be one of `allowed` (the first is the default): the allowed values are
+    declared once, here, and `check_choices`, the CLI flags and `ganforge list --keys` read them from it."""
+    return dataclasses.field(default=allowed[0], metadata={"choices": allowed})
+
+
+def choices(cls, key: str) -> tuple[str, ...] | None:
+    """The allowed values of config field `key` of dataclass `cls` (None: any value of its type)."""
+    f = {f.name: f for f in dataclasses.fields(cls)}.get(key)
+    return f.metadata.get("choices") if f is not None else None
+
+
+def check_choices(cfg) -> None:
+    for f in dataclasses.fields(cfg):
+        allowed = f.metadata.get("choices")
+        if allowed and getattr(cfg, f.name) not in allowed:
+            raise GanforgeError(f"config key {f.name!r} must be one of {', '.join(allowed)}; "
+                                f"got {getattr(cfg, f.name)!r}")
+
+
 def field_types(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import choices
 from ..metrics.evaluate import DEFAULT_METRICS, DEFAULT_NUM, METRICS, evaluate
+from ..recipes.base import RecipeConfig
 from ..metrics.report import format_table
 from . import out_file
 
@@ -28,7 +30,7 @@ def add(sub) -> None:
     e.add_argument("--weights", metavar="PATH", help="feature extractor weights (inception: the .pth file)")
     e.add_argument("--download", action="store_true", help="download the Inception weights if not cached")
     e.add_argument("--batch-size", type=int, dest="batch_size")
-    e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    e.add_argument("--device", choices=choices(RecipeConfig, "device"), default="auto")
     e.add_argument("--no-reference", dest="reference", action="store_false",
                    help="skip the floor / ceiling rows (each costs one more pass of --num samples)")
     e.add_argument("--out", metavar="FILE", help="eval JSON path (default: SOURCE/eval-<timestamp>.json)")

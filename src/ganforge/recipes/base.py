@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..config import check_choices, choice
 from ..errors import GanforgeError
 
 Nets = nn.ModuleDict
@@ -65,11 +66,11 @@ class RecipeConfig:
     steps: int = 2000                 # generator updates (trainer iterations)
     batch_size: int = 64
     seed: int = 0
-    device: str = "auto"              # auto | cpu | cuda
-    precision: str = "auto"           # auto | fp32 | bf16 | fp16 (autocast); auto: docs/performance.md
+    device: str = choice("auto", "cpu", "cuda")
+    precision: str = choice("auto", "fp32", "bf16", "fp16")   # autocast dtype; auto: docs/performance.md
     threads: int = 0                  # CPU threads; 0 = OMP_NUM_THREADS or this process's share of its cores
     z_dim: int = 100                  # latent size
-    optimizer: str = "adam"           # adam | sgd | rmsprop
+    optimizer: str = choice("adam", "sgd", "rmsprop")
     g_lr: float = 2e-4
     d_lr: float = 2e-4
     betas: tuple[float, ...] = (0.5, 0.999)   # Adam (beta1, beta2)
@@ -91,12 +92,7 @@ class RecipeConfig:
     sync_bn: bool = False             # under torchrun: BatchNorm statistics over all processes
 
     def check(self) -> None:
-        choices = {"device": ("auto", "cpu", "cuda"), "precision": ("auto", "fp32", "bf16", "fp16"),
-                   "optimizer": ("adam", "sgd", "rmsprop")}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise GanforgeError(f"config key {key!r} must be one of {', '.join(allowed)}; "
-                                    f"got {getattr(self, key)!r}")
+        check_choices(self)          # every choice() field, in this class and the recipe's
         if not 0 <= self.lr_decay_start <= 1:
             raise GanforgeError(f"config key 'lr_decay_start' must be in [0, 1]; got {self.lr_decay_start}")
         if self.threads < 0:
