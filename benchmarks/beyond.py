@@ -150,7 +150,7 @@ def bench_text2image(args, work: Path) -> None:
 
 # -- simgan -----------------------------------------------------------------------------------------------------
 def bench_simgan(args, work: Path) -> None:
-    from ganforge.data.specs_fonts import Domain
+    from ganforge.data.base import Domain
 
     quick = {"steps": 20} if args.quick else {}
     rec, t, secs = fit("simgan", args, work / "simgan", **quick)

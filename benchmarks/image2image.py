@@ -33,9 +33,10 @@ import torch
 
 import ganforge
 from ganforge.data import resolve
-from ganforge.data.specs_image2image import (load_photos, photo_short_side, scale_photo, shapeswap_scores,
-                                             shapeswap_test_set)
+from ganforge.data.photos import load_photos, photo_short_side, scale_photo
+from ganforge.data.shapeswap import shapeswap_test_set
 from ganforge.metrics.image_quality import l1, psnr, ssim
+from ganforge.metrics.shapeswap import shapeswap_scores
 from ganforge.recipes.srgan import bicubic_down, bicubic_up
 from ganforge.viz import save_grid
 

@@ -6,7 +6,12 @@ import torch
 from PIL import Image
 
 from ganforge.data import resolve
-from ganforge.data import specs_image2image as S
+from ganforge.data import photos
+from ganforge.data.base import UnpairedData
+from ganforge.data.images import set_channels
+from ganforge.data.photos import downscale, sobel_edges
+from ganforge.data.shapeswap import parse_shapeswap, shapeswap_test_set
+from ganforge.metrics.shapeswap import shapeswap_scores
 from ganforge.data.shapes import draw
 from ganforge.errors import GanforgeError
 
@@ -112,7 +117,7 @@ def test_unpaired_reads_both_domains_and_covers_every_image_each_epoch(tmp_path)
     # the pairing is a seeded permutation, not the files' order
     again, _ = resolve(f"unpaired:{root}")
     assert torch.equal(again.index_b, data.index_b)
-    assert not torch.equal(S.UnpairedData(data.a, data.x, seed=1).index_b, data.index_b)
+    assert not torch.equal(UnpairedData(data.a, data.x, seed=1).index_b, data.index_b)
     test, _ = resolve(f"unpaired:{root}", split="test", resolution=4)
     assert test.x.shape[-1] == 4
 
@@ -148,21 +153,21 @@ def test_photo_tasks_shapes_and_held_out_photos(task, cond):
 
 def test_photo_task_inputs_are_functions_of_the_targets():
     data, _ = resolve("photos:gray2color", split="test", resolution=16)
-    assert torch.equal(data.a, S.set_channels(data.x, 1))           # the input is the target's luma
+    assert torch.equal(data.a, set_channels(data.x, 1))           # the input is the target's luma
     data, info = resolve("photos:sr4", split="test", resolution=16)
-    assert torch.equal(data.a, S.downscale(data.x, 4)) and info.extra["scale"] == 4
+    assert torch.equal(data.a, downscale(data.x, 4)) and info.extra["scale"] == 4
     data, _ = resolve("photos:edges2photo", split="test", resolution=16)
     assert set(data.a.unique().tolist()) == {0, 255}                   # binary edge maps
 
 
 def test_photos_degrade_to_scikit_learn_photos_without_scikit_image(monkeypatch):
-    real = S._photo_path
-    monkeypatch.setattr(S, "_photo_path", lambda source, name: None if source == "skimage" else real(source, name))
-    assert [n for n, _ in S.load_photos("train")] == ["sklearn:china.jpg"]
-    assert [n for n, _ in S.load_photos("test")] == ["sklearn:flower.jpg"]
-    monkeypatch.setattr(S, "_photo_path", lambda source, name: None)
+    real = photos._photo_path
+    monkeypatch.setattr(photos, "_photo_path", lambda source, name: None if source == "skimage" else real(source, name))
+    assert [n for n, _ in photos.load_photos("train")] == ["sklearn:china.jpg"]
+    assert [n for n, _ in photos.load_photos("test")] == ["sklearn:flower.jpg"]
+    monkeypatch.setattr(photos, "_photo_path", lambda source, name: None)
     with pytest.raises(GanforgeError, match="no bundled photos"):
-        S.load_photos("train")
+        photos.load_photos("train")
 
 
 def test_photo_task_errors():
@@ -177,7 +182,7 @@ def test_photo_task_errors():
 def test_sobel_edges_mark_a_step_and_nothing_else():
     x = torch.zeros(3, 32, 32, dtype=torch.uint8)
     x[:, :, 16:] = 200                                      # a vertical step between columns 15 and 16
-    edges = S.sobel_edges(x)[0]
+    edges = sobel_edges(x)[0]
     cols = (edges == 0).any(0).nonzero().flatten().tolist()
     assert cols and min(cols) >= 13 and max(cols) <= 18     # only near the step
 
@@ -187,8 +192,8 @@ def test_sobel_edges_mark_a_step_and_nothing_else():
 def test_shapeswap_train_is_unpaired_and_test_is_aligned():
     train, info = resolve("shapeswap:circles2squares", resolution=16)
     assert info.extra["kinds"] == ["circle", "square"] and info.extra["paired"] is False
-    assert isinstance(train, S.UnpairedData)
-    a, b, attrs = S.shapeswap_test_set("circles2squares", 16, n=8)
+    assert isinstance(train, UnpairedData)
+    a, b, attrs = shapeswap_test_set("circles2squares", 16, n=8)
     test, test_info = resolve("shapeswap:circles2squares", split="test", resolution=16)
     assert test_info.extra["paired"] is True and torch.equal(test.a[:8], a) and torch.equal(test.x[:8], b)
     for i, attr in enumerate(attrs):   # B is A's attributes drawn as a square
@@ -198,23 +203,23 @@ def test_shapeswap_train_is_unpaired_and_test_is_aligned():
 
 
 def test_shapeswap_scores_oracle_identity_and_recoloured():
-    a, b, attrs = S.shapeswap_test_set("circles2squares", 32, n=16)
+    a, b, attrs = shapeswap_test_set("circles2squares", 32, n=16)
     to_f = lambda t: t.float() / 127.5 - 1   # noqa: E731
-    oracle = S.shapeswap_scores(to_f(b), attrs)
+    oracle = shapeswap_scores(to_f(b), attrs)
     assert oracle == {"kind_acc": 1.0, "color_acc": 1.0, "background_acc": 1.0, "swap_acc": 1.0, "l1": 0.0}
-    identity = S.shapeswap_scores(to_f(a), attrs)
+    identity = shapeswap_scores(to_f(a), attrs)
     assert identity["kind_acc"] == 0.0 and identity["color_acc"] == 1.0 and identity["background_acc"] == 1.0
     assert identity["swap_acc"] == 0.0
     assert identity["l1"] > 0
-    swapped = S.shapeswap_scores(to_f(b).flip(1), attrs)     # RGB -> BGR: colours change, shapes do not
+    swapped = shapeswap_scores(to_f(b).flip(1), attrs)     # RGB -> BGR: colours change, shapes do not
     assert swapped["color_acc"] < 0.7 and swapped["background_acc"] < 0.7
-    noise = S.shapeswap_scores(torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1, attrs)
+    noise = shapeswap_scores(torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1, attrs)
     assert noise["kind_acc"] < 0.1 and noise["color_acc"] < 0.3 and noise["swap_acc"] == 0   # not a square
     assert swapped["swap_acc"] < 0.5
 
 
 def test_shapeswap_task_names():
-    assert S.parse_shapeswap("squares2triangles") == ("square", "triangle")
+    assert parse_shapeswap("squares2triangles") == ("square", "triangle")
     for bad in ("circles2circles", "circles", "hexagons2squares"):
         with pytest.raises(GanforgeError, match="shapeswap:circles2squares"):
             resolve(f"shapeswap:{bad}")

@@ -18,7 +18,8 @@ import torch
 
 from ..download import fetch
 from ..errors import GanforgeError
-from .base import Data, DataInfo
+from ..registry import DATASETS
+from .base import Data, DataInfo, need_arg
 from .images import image_info
 
 MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
@@ -139,3 +140,15 @@ def load_cifar10(path: str, split: str, download_ok: bool) -> tuple[Data, DataIn
         ys.append(np.asarray(b[b"labels"], dtype=np.int64))
     x, y = torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
     return Data(x, y), image_info(f"cifar10:{path}", x, y, CIFAR10_NAMES)
+
+
+@DATASETS.register("mnist")
+def _mnist(arg, *, split, resolution, channels, skip_bad, download):
+    need_arg("mnist", arg, "mnist:DIR")
+    return load_mnist(arg, split, download)
+
+
+@DATASETS.register("cifar10")
+def _cifar10(arg, *, split, resolution, channels, skip_bad, download):
+    need_arg("cifar10", arg, "cifar10:DIR")
+    return load_cifar10(arg, split, download)

@@ -3,6 +3,15 @@
 Everything ganforge trains on fits in memory once decoded, so a data set is held as one normalized tensor
 (images in [-1, 1], stored as uint8 until batched) and batches are drawn by index: no per-step decoding, and
 the batch order is a pure function of (seed, epoch, position), which makes resume exact.
+
+Batch keys (what `Data.batch` returns and recipes read):
+- "real": the samples a generator learns to output. For two-domain data (`PairedData`, `UnpairedData`:
+  paired:, unpaired:, photos:, shapeswap:) it is domain B, the translation target.
+- "cond": domain A, what a translator is given (pix2pix's input, SRGAN's LR image, CycleGAN's domain A).
+- "label" (class ids), "attributes" (shapes), "text" (caption token ids): where the data has them.
+
+Also here: `Domain`, a second image data set brought to the trained data's shape (DANN's source, SimGAN's
+synthetic images).
 """
 from __future__ import annotations
 
@@ -11,6 +20,19 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from ..errors import GanforgeError
+
+
+def decode(x: Tensor) -> Tensor:
+    """uint8 images -> float in [-1, 1]; anything else (points, table rows) as it is."""
+    return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
+
+
+def need_arg(name: str, arg: str, usage: str) -> None:
+    """A spec that cannot go without its argument (`folder` alone): say what to write instead."""
+    if not arg:
+        raise GanforgeError(f"data spec {name!r} needs a path: {usage}")
 
 
 @dataclass
@@ -50,13 +72,44 @@ class Data:
         return self.x.shape[0]
 
     def batch(self, idx: Tensor) -> dict[str, Tensor]:
-        x = self.x[idx]
-        if x.dtype == torch.uint8:              # images: decode to [-1, 1] per batch, not per step in a loop
-            x = x.float().div_(127.5).sub_(1.0)
-        out = {"real": x}
+        out = {"real": decode(self.x[idx])}      # images: decoded to [-1, 1] per batch, not per step in a loop
         if self.y is not None:
             out["label"] = self.y[idx]
         return out
+
+
+class PairedData(Data):
+    """Aligned samples: A[i] is the input for target B[i]. x holds B (the batch's "real"), a holds A ("cond")."""
+
+    def __init__(self, a: Tensor, b: Tensor, skipped: int | list[str] = 0):
+        super().__init__(b, None, skipped)
+        self.a = a
+
+    def batch(self, idx: Tensor) -> dict[str, Tensor]:
+        return {"real": decode(self.x[idx]), "cond": decode(self.a[idx])}
+
+
+class UnpairedData(Data):
+    """Two unaligned domains. Sample i is (A[i mod n_A], B[perm(i) mod n_B]) for a seeded permutation of
+    max(n_A, n_B) indices: every image of both domains is seen each epoch, in a fresh order each epoch
+    (Batches shuffles i), and the batch is a pure function of the indices, so resume stays exact."""
+
+    def __init__(self, a: Tensor, b: Tensor, seed: int = 0, skipped: int | list[str] = 0):
+        super().__init__(b, None, skipped)
+        self.a, n = a, max(len(a), len(b))
+        self.index_a = torch.arange(n) % len(a)
+        self.index_b = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) % len(b)
+
+    def __len__(self) -> int:
+        return len(self.index_a)
+
+    def batch(self, idx: Tensor) -> dict[str, Tensor]:
+        return {"real": decode(self.x[self.index_b[idx]]), "cond": decode(self.a[self.index_a[idx]])}
+
+
+def pair_info(spec: str, a: Tensor, b: Tensor, **extra) -> DataInfo:
+    """DataInfo of two-domain images: `shape` is B's (the output), extra["cond_shape"] A's (the input)."""
+    return DataInfo(spec, "image", tuple(b.shape[1:]), extra={"cond_shape": list(a.shape[1:]), **extra})
 
 
 class Batches:
@@ -96,3 +149,34 @@ class Batches:
 
     def load_state_dict(self, s: dict[str, int]) -> None:
         self.epoch, self.pos, self._order = int(s["epoch"]), int(s["pos"]), None
+
+
+class Domain:
+    """A second image data set brought to the trained data's (C, H, W): DANN's labelled source domain,
+    SimGAN's synthetic images (their configs name it: dann's `source`, simgan's `synthetic`). `draw` samples
+    with replacement from the global torch RNG (saved in checkpoints, so resumed runs draw the same images)
+    or from an explicit generator."""
+
+    def __init__(self, spec: str, shape: tuple[int, ...], split: str = "train"):
+        from . import resolve
+
+        if len(shape) != 3:
+            raise GanforgeError(f"a second domain needs image data; the trained data has shape {tuple(shape)}")
+        data, info = resolve(spec, split=split, resolution=shape[-1], channels=shape[0])
+        if info.kind != "image" or tuple(data.x.shape[1:]) != tuple(shape):
+            raise GanforgeError(f"data spec {spec!r} gives {info.kind} of shape {tuple(data.x.shape[1:])}, "
+                                f"not images of shape {tuple(shape)}; give an image spec (fonts, digits, folder:PATH)")
+        self.spec, self.info, self.x, self.y = spec, info, data.x, data.y
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def images(self, idx: Tensor | None = None) -> Tensor:
+        """Images (all, or at idx) as float in [-1, 1]."""
+        return decode(self.x if idx is None else self.x[idx]).float()
+
+    def draw(self, n: int, device, generator: torch.Generator | None = None):
+        """(n images on `device`, their labels or None)."""
+        idx = torch.randint(len(self), (n,), generator=generator)
+        y = self.y[idx].to(device) if self.y is not None else None
+        return self.images(idx).to(device), y

@@ -1,4 +1,5 @@
-"""Image data: scikit-learn's digits, a folder of images; shared resizing. Stored as uint8 N x C x H x W."""
+"""`digits`, `digits:stacked` (scikit-learn's 8x8 digits) and `folder:PATH` (a folder of images), and the image
+helpers every image spec shares: reading a file, resizing, channels. Stored as uint8 N x C x H x W."""
 from __future__ import annotations
 
 import sys
@@ -9,9 +10,23 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import GanforgeError
-from .base import Data, DataInfo
+from ..registry import DATASETS
+from .base import Data, DataInfo, need_arg
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")   # gif/tiff: first frame
+
+
+# ----------------------------------------------------------------------------------- shared image helpers
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float pixel values in 0..255 -> uint8, rounded and clamped."""
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def to_nchw(images: np.ndarray) -> torch.Tensor:
+    """uint8 numpy N x H x W x C (what the renderers draw) -> a contiguous torch N x C x H x W."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
 
 def resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -19,9 +34,13 @@ def resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
     if x.shape[-1] == resolution and x.shape[-2] == resolution:
         return x
     shrink = resolution < x.shape[-1]
-    y = F.interpolate(x.float(), size=(resolution, resolution), mode="bilinear", align_corners=False,
-                      antialias=shrink)
-    return y.round().clamp(0, 255).to(torch.uint8)
+    return to_uint8(F.interpolate(x.float(), size=(resolution, resolution), mode="bilinear", align_corners=False,
+                                  antialias=shrink))
+
+
+def check_channels(channels: int | None) -> None:
+    if channels not in (None, 1, 3):
+        raise GanforgeError(f"channels must be 1 or 3; got {channels}")
 
 
 def set_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
@@ -31,13 +50,16 @@ def set_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
         return x.repeat(1, 3, 1, 1)
     if channels == 1 and x.shape[1] == 3:   # ITU-R 601 luma, as PIL's convert("L")
         w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        return (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+        return to_uint8((x.float() * w).sum(1, keepdim=True))
     raise GanforgeError(f"channels must be 1 or 3; got {channels}")
 
 
 def image_info(spec: str, x: torch.Tensor, y: torch.Tensor | None, class_names: list[str]) -> DataInfo:
     k = len(class_names) if class_names else (int(y.max()) + 1 if y is not None else 0)
     return DataInfo(spec, "image", tuple(x.shape[1:]), num_classes=k, class_names=class_names)
+
+
+# ------------------------------------------------------------------------------------------------ digits
 
 
 def digits_split(n: int, split: str) -> np.ndarray:
@@ -67,6 +89,9 @@ def load_digits_data(variant: str, split: str) -> tuple[Data, DataInfo]:
     raise GanforgeError(f"unknown digits variant {variant!r}; use `digits` or `digits:stacked`")
 
 
+# ------------------------------------------------------------------------------- reading files, folder:PATH
+
+
 def _grey_to_8bit(im, path: Path):
     """Pillow's deep grey modes (I;16*, I, F) -> L, scaled by the full range of the bit depth. convert("L")
     clips instead, so a 16-bit image came out almost all white."""
@@ -85,25 +110,54 @@ def _grey_to_8bit(im, path: Path):
     return Image.fromarray(np.round(a * (255.0 / full)).astype(np.uint8), "L")
 
 
-def _open(path: Path, resolution: int):
+def open_image(path: Path):
+    """An image file -> PIL image in L or RGB (colour kept when the file has it, deep grey scaled to 8 bits; a
+    GIF or multi-page TIFF: its first frame). PIL's own errors pass through."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
-        im.load()                  # a GIF or multi-page TIFF: its first frame
+        im.load()
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I", "F") or im.mode.startswith("I;16"):
             im = _grey_to_8bit(im, path)
-        rgb = im.mode not in ("L", "1", "LA")
-        im = im.convert("RGB" if rgb else "L")
-    # resize the short side, then center crop: keeps the aspect ratio of any photo
+        return im.convert("L" if im.mode in ("L", "1", "LA") else "RGB")
+
+
+def read_image(path: Path, skip_bad: bool):
+    """open_image, or None for an unreadable file when skip_bad (else an error naming the file and the fix)."""
+    try:
+        return open_image(path)
+    except GanforgeError:
+        raise                # readable, but its values make no sense: skipping would hide that
+    except Exception as e:   # PIL raises many types for a broken file
+        if skip_bad:
+            return None
+        raise GanforgeError(f"cannot read image {str(path)!r} ({type(e).__name__}: {e}); remove or fix it, "
+                            f"or set skip_bad=true to skip unreadable files") from None
+
+
+def image_array(im) -> np.ndarray:
+    """PIL image -> a writable, contiguous uint8 numpy C x H x W (torch will not wrap PIL's read-only buffer)."""
+    a = np.array(im)
+    return np.ascontiguousarray(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+
+
+def _center_crop(im, resolution: int) -> np.ndarray:
+    """Resize the short side to `resolution`, then the centre crop: keeps the aspect ratio of any photo."""
+    from PIL import Image
+
     w, h = im.size
     s = resolution / min(w, h)
     im = im.resize((max(resolution, round(w * s)), max(resolution, round(h * s))), Image.BICUBIC)
     w, h = im.size
     left, top = (w - resolution) // 2, (h - resolution) // 2
-    im = im.crop((left, top, left + resolution, top + resolution))
-    a = np.asarray(im)
-    return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)), rgb
+    return image_array(im.crop((left, top, left + resolution, top + resolution)))
+
+
+def _open(path: Path, resolution: int):
+    """An image file -> (uint8 C x res x res centre crop, whether the file has colour)."""
+    im = open_image(path)
+    return _center_crop(im, resolution), im.mode == "RGB"
 
 
 def load_folder(path: str, resolution: int | None, channels: int | None, skip_bad: bool) -> tuple[Data, DataInfo]:
@@ -129,24 +183,29 @@ def load_folder(path: str, resolution: int | None, channels: int | None, skip_ba
     res = resolution or 64
     arrays, labels, any_rgb, bad = [], [], False, []
     for p, q in zip(files, parts):
-        try:
-            a, rgb = _open(p, res)
-        except GanforgeError:
-            raise                # readable, but its values make no sense: skipping would hide that
-        except Exception as e:   # PIL raises many types for a broken file
-            if not skip_bad:
-                raise GanforgeError(f"cannot read image {str(p)!r} ({type(e).__name__}: {e}); remove or fix it, "
-                                    f"or set skip_bad=true to skip unreadable files") from None
+        im = read_image(p, skip_bad)
+        if im is None:
             bad.append(str(p))
             continue
-        any_rgb |= rgb
-        arrays.append(a)
+        any_rgb |= im.mode == "RGB"
+        arrays.append(_center_crop(im, res))
         labels.append(classes.index(q[0]) if classes else 0)
     if not arrays:
         raise GanforgeError(f"no readable image in {path!r} ({len(bad)} skipped as unreadable: "
                             f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})")
     want = channels or (3 if any_rgb else 1)
-    x = torch.cat([set_channels(torch.from_numpy(np.array(a))[None], want) for a in arrays])
+    x = torch.cat([set_channels(torch.from_numpy(a)[None], want) for a in arrays])
     y = torch.tensor(labels) if classes else None
     data = Data(x, y, skipped=bad)   # the names: reported after training
     return data, image_info(f"folder:{path}", x, y, classes)
+
+
+@DATASETS.register("digits")
+def _digits(arg, *, split, resolution, channels, skip_bad, download):
+    return load_digits_data(arg, split)
+
+
+@DATASETS.register("folder")
+def _folder(arg, *, split, resolution, channels, skip_bad, download):
+    need_arg("folder", arg, "folder:PATH")
+    return load_folder(arg, resolution, channels, skip_bad)

@@ -5,10 +5,8 @@ real ones) and the labelled source domain of DANN (Ganin & Lempitsky 2015, arXiv
 real handwritten `digits`). Pixels follow scikit-learn's `load_digits` (0..16, white on black) and are
 stored the way the `digits` spec stores them (round(v / 16 * 255) as uint8), so the two domains share
 one value scale. The train split is N images (default 2,000) rendered from seed 0; the test split is
-N // 4 from seed 1, so the splits never share a draw.
-
-`Domain` brings any second image spec to the trained data's shape: the synthetic / source side of those two
-families (their configs name it: simgan's `synthetic`, dann's `source`).
+N // 4 from seed 1, so the splits never share a draw. Those families read it (or any other image spec)
+through `data.base.Domain`.
 """
 from __future__ import annotations
 
@@ -46,33 +44,3 @@ def _fonts(arg, *, split, resolution, channels, skip_bad, download):
         n = int(arg)
     return load_fonts(n, split, spec="fonts" + (f":{arg}" if arg else ""))
 
-
-class Domain:
-    """A second image data set brought to the trained data's (C, H, W): DANN's labelled source domain,
-    SimGAN's synthetic images. `draw` samples with replacement from the global torch RNG (saved in
-    checkpoints, so resumed runs draw the same images) or from an explicit generator."""
-
-    def __init__(self, spec: str, shape: tuple[int, ...], split: str = "train"):
-        from . import resolve
-
-        if len(shape) != 3:
-            raise GanforgeError(f"a second domain needs image data; the trained data has shape {tuple(shape)}")
-        data, info = resolve(spec, split=split, resolution=shape[-1], channels=shape[0])
-        if info.kind != "image" or tuple(data.x.shape[1:]) != tuple(shape):
-            raise GanforgeError(f"data spec {spec!r} gives {info.kind} of shape {tuple(data.x.shape[1:])}, "
-                                f"not images of shape {tuple(shape)}; give an image spec (fonts, digits, folder:PATH)")
-        self.spec, self.info, self.x, self.y = spec, info, data.x, data.y
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def images(self, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Images (all, or at idx) as float in [-1, 1]."""
-        x = self.x if idx is None else self.x[idx]
-        return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
-
-    def draw(self, n: int, device, generator: torch.Generator | None = None):
-        """(n images on `device`, their labels or None)."""
-        idx = torch.randint(len(self), (n,), generator=generator)
-        y = self.y[idx].to(device) if self.y is not None else None
-        return self.images(idx).to(device), y

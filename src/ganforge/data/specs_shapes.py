@@ -17,6 +17,7 @@ import torch
 from ..errors import GanforgeError
 from ..registry import DATASETS
 from .base import Data, DataInfo
+from .images import to_nchw
 from .shapes import ATTRIBUTES, KINDS, attribute_labels, render_shapes
 
 SPLITS = {"train": (20_000, 0), "test": (5_000, 1)}    # split -> (images, render seed)
@@ -54,7 +55,7 @@ def load_shapes(resolution: int = DEFAULT_RESOLUTION, split: str = "train", n: i
     # render_shapes draws every attribute before any pixel, but its rng interleaves per image: the first
     # n of a split are the same images whatever n is, so a small n is a prefix of the full split
     images, attrs = render_shapes(n, resolution, seed)
-    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    x = to_nchw(images)
     labels = attribute_labels(attrs)
     attributes = torch.from_numpy(np.stack([labels[name] for name in ATTRIBUTES], axis=1))
     y = attributes[:, list(ATTRIBUTES).index("kind")].clone()

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from ..errors import GanforgeError
-from .base import Data, DataInfo
+from ..registry import DATASETS
+from .base import Data, DataInfo, need_arg
 
 MISSING = {"", "na", "nan", "null", "none", "?"}
 DELIMITERS = ",;\t|"
@@ -109,3 +110,9 @@ def write_csv(path, x: torch.Tensor, columns: list[dict]) -> None:
         w = csv.writer(f)
         w.writerow([c["name"] for c in columns])
         w.writerows(decode_rows(x, columns))
+
+
+@DATASETS.register("csv")
+def _csv(arg, *, split, resolution, channels, skip_bad, download):
+    need_arg("csv", arg, "csv:PATH")
+    return load_csv(arg)

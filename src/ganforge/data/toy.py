@@ -1,4 +1,5 @@
-"""Toy point data: the 1-D Gaussian of the GAN paper's Figure 1, and the PacGAN mode-collapse mixtures.
+"""`toy:gauss1d`, `toy:ring`, `toy:grid`: toy point data, the 1-D Gaussian of the GAN paper's Figure 1
+and the PacGAN mode-collapse mixtures.
 
 PacGAN (Lin et al. 2018, arXiv:1712.04086) protocol: ring = 8 Gaussians on a circle of radius 1 with std 0.01;
 grid = 25 Gaussians at {-4,-2,0,2,4}^2 with std 0.05; 100,000 training points.
@@ -9,6 +10,8 @@ import math
 
 import torch
 
+from ..errors import GanforgeError
+from ..registry import DATASETS
 from .base import Data, DataInfo
 
 GAUSS1D = {"mean": 2.0, "std": 0.5}      # p_data of `toy:gauss1d`
@@ -38,3 +41,10 @@ def load_toy(name: str, split: str = "train") -> tuple[Data, DataInfo]:
 
 
 TOY_NAMES = ("gauss1d", "ring", "grid")
+
+
+@DATASETS.register("toy")
+def _toy(arg, *, split, resolution, channels, skip_bad, download):
+    if arg not in TOY_NAMES:
+        raise GanforgeError(f"unknown toy data {arg!r}; use one of " + ", ".join(f"toy:{n}" for n in TOY_NAMES))
+    return load_toy(arg, split)

@@ -95,7 +95,7 @@ class DANN(Recipe):
     @property
     def source(self):
         if self._source is None:
-            from ..data.specs_fonts import Domain
+            from ..data.base import Domain
             self._source = Domain(self.cfg.source, self.info.shape)
             if self._source.y is None or self._source.info.num_classes < 2:
                 raise GanforgeError(f"dann's source domain {self.cfg.source!r} has no labels; give a labelled "
@@ -154,7 +154,7 @@ class DANN(Recipe):
     def test_accuracy(self, nets: Nets) -> dict[str, float]:
         """Accuracy of C(F(.)) on the test splits of the target (`data`) and the source."""
         from ..data import resolve
-        from ..data.specs_fonts import Domain
+        from ..data.base import Domain
         c = self.cfg
         target, _ = resolve(c.data, split="test", resolution=self.info.shape[-1], channels=self.info.shape[0])
         source = Domain(c.source, self.info.shape, split="test")

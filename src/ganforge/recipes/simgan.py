@@ -166,7 +166,7 @@ class SimGAN(Recipe):
     @property
     def synthetic(self):
         if self._synthetic is None:   # loaded on first use: a loaded generator needs it only to sample
-            from ..data.specs_fonts import Domain
+            from ..data.base import Domain
             self._synthetic = Domain(self.cfg.synthetic, self.info.shape)
         return self._synthetic
 
