@@ -109,7 +109,8 @@ def test_accuracy_is_logged_and_resume_is_bit_identical(tmp_path):
     ganforge.resume(tmp_path / "b", progress=False)
     a, b = (checkpoint.read(checkpoint.latest(tmp_path / r), with_state=False)[0] for r in "ab")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert ganforge.load(tmp_path / "a").recipe.generates is False
+    g = ganforge.load(tmp_path / "a")     # DANN generates nothing: its "samples" are its source inputs, unchanged
+    assert torch.equal(g.sample(4, seed=0), g.recipe.sample_inputs(4, torch.Generator().manual_seed(0)))
 
 
 def test_user_source_must_be_labelled_images(tmp_path):

@@ -130,7 +130,7 @@ def test_direction_swaps_input_and_target():
     recipe, data = recipe_for(data="photos:gray2color", direction="BtoA")
     G = recipe.build()["G"]
     assert G.downs[0][0].in_channels == 3 and G.ups[-1][0].out_channels == 1       # colour -> grey
-    assert recipe.noise(2, "cpu").shape == (2, 3, 16, 16)
+    assert recipe.sample_inputs(2).shape == (2, 3, 16, 16)
     x, y = recipe.split(data.batch(torch.arange(2)), "BtoA")
     assert x.shape[1] == 3 and y.shape[1] == 1
 
@@ -138,7 +138,7 @@ def test_direction_swaps_input_and_target():
 def test_dropout_is_g_noise_at_test_time_and_norm_option():
     recipe, _ = recipe_for()
     G = recipe.build()["G"].eval()
-    x = recipe.noise(2, "cpu")
+    x = recipe.sample_inputs(2)
     assert not torch.equal(G(x), G(x))                                 # dropout stays on after eval()
     assert torch.equal(recipe.generate(G, x), recipe.generate(G, x))   # sample grids use a fixed seed
     recipe, _ = recipe_for(dropout=0.0, norm="instance")

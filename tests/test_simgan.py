@@ -93,7 +93,7 @@ def test_d_sees_history_only_when_enabled_and_refiner_steps_repeat():
 def test_noise_is_synthetic_images_and_sampling_refines_them(tmp_path):
     ganforge.train("simgan", out=tmp_path / "r", progress=False, **SMALL, **TINY)
     g = ganforge.load(tmp_path / "r")
-    z = g.recipe.noise(5, "cpu", torch.Generator().manual_seed(0))
+    z = g.recipe.sample_inputs(5, torch.Generator().manual_seed(0))
     assert z.shape == (5, 1, 8, 8) and z.min() >= -1 and z.max() <= 1
     x = g.sample(5, seed=0)
     assert x.shape == z.shape and (x - z).abs().mean() < 0.5     # refined stays near its synthetic input

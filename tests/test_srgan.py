@@ -28,7 +28,9 @@ TINY = {"steps": 4, "batch_size": 2, "sample_every": 2, "checkpoint_every": 2, "
 def recipe_for(**overrides):
     cls, cfg = make_config("srgan", overrides={**TINY, **overrides})
     data, info = load_data(cfg)
-    return cls(cfg, info), data
+    recipe = cls(cfg, info)
+    info.extra.update(recipe.describe_data())   # as ganforge.train does when a run starts
+    return recipe, data
 
 
 def ctx_for(data, n=2):

@@ -119,6 +119,7 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
     cls, cfg = make_config(recipe, preset, overrides)
     data, info = load_data(cfg)
     rec = cls(cfg, info)
+    info.extra.update(rec.describe_data())     # recorded in config.json's data_info (Recipe.describe_data)
     if out is None and distributed.from_env()[1] > 1:
         raise GanforgeError("under torchrun pass --out DIR, so that every process writes to the same run")
     run_dir = Path(out) if out else _default_out(recipe, preset, cfg)

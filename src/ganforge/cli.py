@@ -12,7 +12,7 @@ from .api import list_recipes, load, make_config, resume, train
 from .commands import out_file
 from .config import choices, field_types, load_yaml, parse_overrides, to_dict
 from .errors import GanforgeError
-from .recipes.base import RecipeConfig
+from .recipes.base import RecipeConfig, TextConditional
 from .registry import DATASETS
 from .training.callbacks import sample_suffix
 
@@ -119,7 +119,7 @@ def _sample(a) -> int:
     if a.num is not None and a.num < 1:       # 0 would silently mean the default, < 0 crash in torch
         raise GanforgeError(f"-n must be >= 1 (how many to draw); got {a.num}")
     g = load(a.run)
-    if a.text is not None and (a.label is not None or not hasattr(g.recipe, "encode_text")):
+    if a.text is not None and (a.label is not None or not isinstance(g.recipe, TextConditional)):
         raise GanforgeError("--text applies to text2image runs, and not together with --label")
     suffix = sample_suffix(g.info.kind)
     if a.out:     # checked before drawing: PIL / the CSV writer would fail (or write a misnamed file) after it

@@ -119,7 +119,7 @@ class Generator:
     def sample(self, n: int, seed: int | None = 0, labels=None, truncation: float | None = None) -> torch.Tensor:
         device = next(self.G.parameters()).device
         g = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = self.recipe.noise(n, "cpu", generator=g).to(device)
+        z = self.recipe.sample_inputs(n, generator=g).to(device)
         labels = self.recipe.sample_labels(n, labels)
         labels = labels.to(device) if labels is not None else None
         kw = {}
@@ -143,7 +143,7 @@ def generator(folder: Path, run: dict[str, Any]) -> Generator:
     cls, cfg = run_recipe(run)
     info = DataInfo.from_dict(run["data_info"])     # as stored: a recipe may keep its own (PacGAN's packed shape)
     recipe = cls(cfg, info)
-    return Generator(recipe, load_net(recipe, recipe.ema or "G", folder), info, run)
+    return Generator(recipe, load_net(recipe, recipe.sampler, folder), info, run)
 
 
 def load(path: str | Path) -> Generator:

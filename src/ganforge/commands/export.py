@@ -36,8 +36,7 @@ def export(run_dir, out, onnx: bool = False) -> Path:
     if out.exists() and any(out.iterdir()):
         raise GanforgeError(f"export folder {str(out)!r} is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    name = g.recipe.ema or "G"
-    save_file(flatten({name: g.G}), str(out / "weights.safetensors"))
+    save_file(flatten({g.recipe.sampler: g.G}), str(out / "weights.safetensors"))
     write_json_atomic(out / "config.json", {**g.run, "exported_from": str(run_dir)})
     if onnx:
         try:
@@ -45,7 +44,7 @@ def export(run_dir, out, onnx: bool = False) -> Path:
         except ImportError:
             raise GanforgeError("--onnx needs the onnx package: pip install onnx") from None
         labels = g.recipe.sample_labels(2)
-        args = (g.recipe.noise(2, "cpu"),) + ((labels,) if labels is not None else ())
+        args = (g.recipe.sample_inputs(2),) + ((labels,) if labels is not None else ())
         names = ["z"] + (["labels"] if labels is not None else [])
         torch.onnx.export(_Sampler(g.recipe, g.G.cpu().eval()), args, str(out / "generator.onnx"), dynamo=False,
                           input_names=names, output_names=["sample"],

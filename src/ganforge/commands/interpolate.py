@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..api import load
 from ..errors import GanforgeError
+from ..recipes.base import ImageToImage
 from ..viz import grid, save_grid
 from . import out_file
 
@@ -56,6 +57,9 @@ def latent_walk(g, space: str, n: int, points: int, frames: int, seed: int = 0, 
     if not 0.0 <= truncation <= 1.0:
         raise GanforgeError(f"--truncation must be in [0, 1]; got {truncation}")
     recipe, G = g.recipe, g.G
+    if isinstance(recipe, ImageToImage):
+        raise GanforgeError(f"{recipe.name} maps images to images: it has no latent space to walk; interpolate "
+                            f"works on latent-variable generators (dcgan, gan, cgan, stylegan, ...)")
     device = next(G.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     keys = torch.stack([recipe.noise(n, "cpu", generator=gen) for _ in range(points)]).to(device)
@@ -77,7 +81,7 @@ def latent_walk(g, space: str, n: int, points: int, frames: int, seed: int = 0, 
         if not 0 <= label < k:
             raise GanforgeError(f"--label must be in 0..{k - 1}; got {label}")
         labels = torch.full((n,), label, dtype=torch.long, device=device)
-    elif getattr(recipe, "conditional", False):
+    elif recipe.conditional:
         labels = (torch.arange(n) % k).to(device)
     kw = {"truncation": truncation} if truncation != 1.0 else {}
     return [recipe.generate(G, z, labels, **kw).float().clamp(-1, 1) for z in walk(keys, frames, slerp)]

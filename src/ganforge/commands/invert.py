@@ -25,6 +25,7 @@ from ..api import load
 from ..data.images import _open, set_channels
 from ..errors import GanforgeError
 from ..models.perceptual import build_feature_net
+from ..recipes.base import ImageToImage
 from ..viz import save_grid
 from . import out_dir
 from .interpolate import lerp, slerp
@@ -66,8 +67,7 @@ def project(g, images: Tensor, steps: int = 300, lr: float = 0.05, restarts: int
         p.requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     space = "w" if _is_style(G) else "z"
-    probe = recipe.noise(1, "cpu", generator=torch.Generator().manual_seed(seed))
-    if probe.dim() != 2:
+    if isinstance(recipe, ImageToImage):
         raise GanforgeError(f"{recipe.name} maps images to images (its input is not a latent vector); "
                             f"invert works on latent-variable generators (dcgan, gan, cgan, stylegan, ...)")
     with torch.no_grad():
@@ -152,7 +152,7 @@ def run(args) -> int:
     g = load(args.run)
     x = read_images(args.images, g.info.shape)
     labels = None
-    conditional = getattr(g.recipe, "conditional", False)
+    conditional = g.recipe.conditional
     if args.label is not None:
         k = g.info.num_classes
         if not conditional:

@@ -1,5 +1,6 @@
-"""`ganforge translate RUN INPUT... --out DIR`: run a trained pix2pix or CycleGAN generator on image files
-and folders (pix2pix, arXiv:1611.07004; CycleGAN, arXiv:1703.10593).
+"""`ganforge translate RUN INPUT... --out DIR`: run a trained image-to-image generator - any Translator
+recipe (recipes/base.py), e.g. pix2pix (arXiv:1611.07004) or CycleGAN (arXiv:1703.10593) - on image files
+and folders.
 
 Each input is read as the model's input domain (grey or RGB), checked against the sizes the generator
 takes (pix2pix's U-Net: exactly its training size; CycleGAN's ResNet: sides multiple of 4) or resized
@@ -17,11 +18,11 @@ from PIL import Image, ImageOps
 from .. import runs
 from ..data.images import IMAGE_EXTS
 from ..errors import GanforgeError
+from ..recipes.base import Translator, Upscaler
+from ..registry import RECIPES
 from ..training.hardware import pick_device
 from ..viz import to_uint8
 from . import out_dir
-
-TRANSLATORS = ("pix2pix", "cyclegan")
 
 
 def add(subparsers) -> None:
@@ -37,18 +38,32 @@ def add(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_translator(path, direction: str | None = None, device: str = "cpu"):
+def _names(kind: type, but: type | None = None) -> str:
+    """The registered recipes of a kind, for messages (read from the registry, so new ones are named too)."""
+    names = sorted(n for n, c in RECIPES.items() if issubclass(c, kind) and not (but and issubclass(c, but)))
+    return " or ".join(names) or "none registered"
+
+
+def load_translator(path, direction: str | None = None, device: str = "cpu", upscale: bool = False):
     """(recipe, generator in eval mode) of an image-to-image run: a run directory (latest checkpoint), a
-    checkpoint folder or an export folder. The EMA copy of the net is used when the run kept one."""
+    checkpoint folder or an export folder. The EMA copy of the net is used when the run kept one.
+    `upscale`: for `ganforge upscale`, which takes Upscaler runs; otherwise any other Translator run."""
     path = Path(path)
     folder, run, _ = runs.locate(path)
     recipe = runs.build_recipe(run)
-    if not hasattr(recipe, "translator"):
-        raise GanforgeError(f"{str(path)!r} is a {run['recipe']} run, not an image-to-image one; translate works "
-                            f"on pix2pix and cyclegan runs, upscale on srgan runs")
-    if direction and run["recipe"] == "pix2pix" and direction != recipe.cfg.direction:
-        raise GanforgeError(f"this pix2pix model was trained {recipe.cfg.direction}; it cannot translate "
-                            f"{direction}. Drop --direction or train another model with direction={direction}")
+    name = run["recipe"]
+    if not isinstance(recipe, Translator):
+        raise GanforgeError(f"{str(path)!r} is a {name} run, not an image-to-image one; translate works on "
+                            f"{_names(Translator, Upscaler)} runs, upscale on {_names(Upscaler)} runs")
+    if upscale and not isinstance(recipe, Upscaler):
+        raise GanforgeError(f"{str(path)!r} is a {name} run; upscale needs an {_names(Upscaler)} run "
+                            f"(use `ganforge translate` for {name})")
+    if not upscale and isinstance(recipe, Upscaler):
+        raise GanforgeError(f"{str(path)!r} is an {name} run; use `ganforge upscale` for super-resolution")
+    if direction and direction not in recipe.directions():
+        raise GanforgeError(f"this {name} model was trained {' and '.join(recipe.directions())}; it cannot "
+                            f"translate {direction}. Drop --direction or train another model with "
+                            f"direction={direction}")
     G = runs.load_net(recipe, recipe.translator(direction), folder)
     return recipe, G.eval().to(pick_device(device))
 
@@ -121,8 +136,6 @@ def apply(recipe, G, x: torch.Tensor, resize: bool, seed: int) -> torch.Tensor:
 def run(args) -> int:
     out = out_dir(args.out)
     recipe, G = load_translator(args.run, args.direction, args.device)
-    if recipe.name not in TRANSLATORS:
-        raise GanforgeError(f"{args.run!r} is an {recipe.name} run; use `ganforge upscale` for super-resolution")
     channels = recipe.input_shape(args.direction)[0]
     files = image_files(args.inputs)
     if not args.resize:

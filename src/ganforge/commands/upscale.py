@@ -30,10 +30,7 @@ def run(args) -> int:
     single = len(files) == 1 and Path(args.inputs[0]).is_file() and out.suffix.lower() in SUFFIXES
     if not single:
         out_dir(out)
-    recipe, G = load_translator(args.run, None, args.device)
-    if recipe.name != "srgan":
-        raise GanforgeError(f"{args.run!r} is a {recipe.name} run; upscale needs an srgan run "
-                            f"(use `ganforge translate` for {recipe.name})")
+    recipe, G = load_translator(args.run, None, args.device, upscale=True)
     channels = recipe.input_shape()[0]
     check_sizes(recipe, files)
     for src, rel in files:

@@ -37,7 +37,7 @@ class GeneratorSource:
     def __init__(self, recipe, G, info, describe: dict, device=None):
         self.recipe, self.G, self.info = recipe, G, info
         self.kind, self.shape = info.kind, tuple(info.shape)
-        self.conditional = bool(getattr(recipe, "conditional", False)) and info.num_classes > 0
+        self.conditional = recipe.conditional and info.num_classes > 0
         self.num_classes = info.num_classes if self.conditional else 0
         self.device = device or next(G.parameters()).device
         self.describe = describe
@@ -48,15 +48,13 @@ class GeneratorSource:
         g = torch.Generator().manual_seed(seed)
         all_labels = None
         if self.conditional:
-            # the recipe's own rule when it has one (class ids cycle 0..K-1), else that cycle
-            pick = getattr(self.recipe, "sample_labels", None)
-            all_labels = pick(num) if pick is not None else torch.arange(num) % self.num_classes
+            all_labels = self.recipe.sample_labels(num)     # the recipe's rule (class ids cycle 0..K-1)
         was = self.G.training
         self.G.eval()   # BatchNorm on running statistics: sampling changes no state of G
         try:
             for start in range(0, num, batch_size):
                 n = min(batch_size, num - start)
-                z = self.recipe.noise(n, "cpu", generator=g).to(self.device)
+                z = self.recipe.sample_inputs(n, generator=g).to(self.device)
                 labels = all_labels[start:start + n].to(self.device) if all_labels is not None else None
                 x = self.recipe.generate(self.G, z, labels).float()
                 if self.kind == "image":
@@ -192,6 +190,6 @@ def untrained_source(recipe, info, device) -> GeneratorSource:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.cfg.seed)
         nets = recipe.build()
-    G = nets[recipe.ema or "G"].to(device)
+    G = nets[recipe.sampler].to(device)
     return GeneratorSource(recipe, G, info, {"kind": "untrained generator", "recipe": recipe.name,
                                              "init_seed": recipe.cfg.seed}, device=torch.device(device))

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from ..config import check_choices, choice
+from ..data import resolve
+from ..data.base import Domain
 from ..errors import GanforgeError
 
 Nets = nn.ModuleDict
@@ -123,13 +125,52 @@ def lr_factor(step: int, steps: int, decay_start: float) -> float:
 
 
 class Recipe:
-    """Base class: subclass, set `Config`, implement build/phases/generate, and `@register` it."""
+    """What a GAN family is to ganforge: a config, networks, an update schedule, and how to sample from them.
+
+    Subclass, set `Config`, implement build() and phases(), and register it (`@ganforge.register("name")`);
+    everything else has a default, overridden where the family differs.
+
+    Declared by the class
+      name, Config       registry name (set by register) and the RecipeConfig subclass with the paper's knobs
+      presets, smoke     preset name -> overrides of Config's defaults; overrides for tiny every-recipe tests
+      players            player -> the nets its optimizer updates; every Phase names its player
+      sampler            the net generate() is given: sample grids, ganforge.load, export, eval, checkpoints/best
+      ema                the net whose weights EMA averages when cfg.ema_decay > 0 (default: the sampler, which
+                         is then read from its EMA copy; checkpoints hold it as ema.<name>.*)
+      conditional        generate() needs labels (class ids, captions); sample_labels() makes them
+      sample_kwargs      keyword arguments generate() accepts beyond (G, x, labels), e.g. stylegan's truncation
+
+    Training      build() -> nets; phases(step) -> [Phase]; lr(player), optimizer(player, params);
+                  state_dict() / load_state_dict(): recipe state beyond weights and optimizers (exact resume)
+    Sampling      sample_inputs(n, generator) -> x: what generate() maps to n samples (the fixed sample grid,
+                  ganforge.load(...).sample, eval); sample_labels(n, labels) -> their conditions;
+                  generate(G, x, labels) -> samples in data space. noise(n, device, generator) is the latent
+                  z ~ N(0, I): sample_inputs' default, and what losses draw; ImageToImage recipes have none.
+    Run hooks     describe_data() -> dict: once, when ganforge.train starts a run; merged into config.json's
+                  data_info.extra, which a resumed or loaded run reads back (srgan: which feature net)
+                  on_sample_step(nets, plots_dir, step): at every sample step, after the grid: the recipe's own
+                  pictures (gan's Figure 1, translation rows, refined pairs) and readout logs (dann's
+                  accuracy.jsonl, ssgan's test_error.jsonl) under plots/; nothing is logged to metrics.jsonl
+    More data     data_split(split) and domain(spec, split): the only way a recipe reads data beyond the
+                  trainer's batches (a held-out split, a labelled subset, a second image domain)
+    Kinds         declared by subclassing, checked with isinstance: ImageToImage (inputs are images),
+                  Translator (`ganforge translate`), Upscaler (`ganforge upscale`), TextConditional
+                  (`ganforge sample --text`)
+    """
     name = "base"
     Config = RecipeConfig
     presets: dict[str, dict[str, Any]] = {}          # preset name -> overrides of Config's defaults
-    players: dict[str, tuple[str, ...]] = {"G": ("G",), "D": ("D",)}
-    ema: str | None = "G"                            # which net EMA tracks, when cfg.ema_decay > 0
     smoke: dict[str, Any] = {}                       # overrides for the every-recipe test (tiny data/nets)
+    players: dict[str, tuple[str, ...]] = {"G": ("G",), "D": ("D",)}
+    sampler: str = "G"                               # the net generate() is given (sample grids, ganforge.load)
+    conditional = False                              # True: generate() needs labels (class ids, captions...)
+    sample_kwargs: tuple[str, ...] = ()              # extra keyword arguments generate() accepts (truncation)
+
+    @property
+    def ema(self) -> str | None:
+        """Which net EMA tracks when cfg.ema_decay > 0: the sampler, unless a subclass sets `ema = "name"`
+        (or None: no EMA)."""
+        return self.sampler
 
     def __init__(self, cfg: RecipeConfig, info):
         self.cfg = cfg
@@ -142,15 +183,17 @@ class Recipe:
     def phases(self, step: int) -> list[Phase]:
         raise NotImplementedError(f"{type(self).__name__}.phases")
 
-    # -- sampling: z -> data space, used by grids, `ganforge sample` and ganforge.load ---------------------
+    # -- sampling: inputs -> data space, for grids, `ganforge sample`, ganforge.load and eval -------------
     def noise(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
+        """Latent noise z ~ N(0, I), n x z_dim."""
         return torch.randn(n, self.cfg.z_dim, device=device, generator=generator)
+
+    def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """What generate() maps to n samples, on the CPU: latent noise here; images for ImageToImage recipes."""
+        return self.noise(n, "cpu", generator=generator)
 
     def generate(self, G: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return G(z)
-
-    conditional = False                              # True: generate() needs labels (class ids, captions...)
-    sample_kwargs: tuple[str, ...] = ()              # extra keyword arguments generate() accepts (truncation)
 
     def sample_labels(self, n: int, labels=None) -> Tensor | None:
         """Conditions for n samples: None when unconditional; class ids cycle 0..K-1 unless given."""
@@ -186,6 +229,128 @@ class Recipe:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
-    # -- extra pictures at sample time (e.g. the GAN paper's Figure 1) ---------------------------------------
-    def visualize(self, nets: Nets, out_dir, step: int) -> None:
-        pass
+    # -- run hooks -------------------------------------------------------------------------------------------
+    def describe_data(self) -> dict[str, Any]:
+        """Facts about this run's inputs to record in config.json's data_info.extra (ganforge.train merges them
+        in once, before writing it); a resumed or loaded run finds them in self.info.extra."""
+        return {}
+
+    def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
+        """Called at every sample step after the sample grid is written: extra pictures and readout logs
+        under plots_dir (plots/). Draw from seeded generators and in eval mode: it must not move training."""
+
+    # -- data beyond the trainer's batches ------------------------------------------------------------------
+    def data_split(self, split: str):
+        """(Data, DataInfo) of cfg.data's `split` ("train" or "test"), read as the trainer reads its data: at
+        the trained resolution, with cfg's channels, skip_bad and download."""
+        c, info = self.cfg, self.info
+        resolution = info.shape[-1] if info.kind == "image" else (c.resolution or None)
+        return resolve(c.data, split=split, resolution=resolution, channels=c.channels or None,
+                       skip_bad=c.skip_bad, download=c.download)
+
+    def domain(self, spec: str, split: str = "train") -> Domain:
+        """Another image data set, named by a config key (dann's labelled source, simgan's synthetic images),
+        brought to the trained (C, H, W)."""
+        return Domain(spec, self.info.shape, split=split)
+
+
+class ImageToImage(Recipe):
+    """A recipe whose generate() maps images to images: sample_inputs() draws input images (held-out test
+    inputs, synthetic images, source-domain images) and there is no latent noise to draw, walk or invert."""
+
+    def noise(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
+        raise GanforgeError(f"{self.name} maps images to images: it has no latent noise (z) to draw")
+
+    def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.sample_inputs")
+
+
+class Translator(ImageToImage):
+    """Image -> image on data with two domains ("cond" = A, "real" = B): what `ganforge translate` runs.
+
+    A translator says which directions it was trained for (directions(); the first is the one sample grids
+    show), which net maps each (translator()), what input shape it takes (input_shape()), which input sizes
+    it accepts (check_size()), and how a batch splits into (input, target) (split()). The defaults here fit
+    a one-direction model whose generator is the sampler; sample grids translate held-out inputs of the data
+    spec's test split, and on_sample_step draws rows of (input, output, target)."""
+
+    def directions(self) -> tuple[str, ...]:
+        """The directions ("AtoB", "BtoA") this model translates; the first is the one sample grids show."""
+        return ("AtoB",)
+
+    def translator(self, direction: str | None = None) -> str:
+        """Name of the net that maps `direction`'s input domain to its output domain."""
+        return self.sampler
+
+    def split(self, batch: dict[str, Tensor], direction: str = "AtoB") -> tuple[Tensor, Tensor]:
+        """(input, target) of a batch: "cond" is domain A, "real" domain B."""
+        a, b = batch["cond"], batch["real"]
+        return (a, b) if direction == "AtoB" else (b, a)
+
+    def input_shape(self, direction: str | None = None) -> tuple[int, ...]:
+        a, b = tuple(self.info.extra["cond_shape"]), tuple(self.info.shape)
+        return a if (direction or self.directions()[0]) == "AtoB" else b
+
+    def check_size(self, h: int, w: int) -> None:
+        """Refuse an input of h x w pixels the generator cannot take (one line, naming --resize)."""
+        res = self.input_shape()[-1]
+        if (h, w) != (res, res):
+            raise GanforgeError(f"this {self.name} model takes {res}x{res} inputs (its generator was built for "
+                                f"that size); got {w}x{h}. Pass --resize to resize the input")
+
+    def held_out(self) -> dict[str, Tensor]:
+        """The whole test split (train split when the data has none), at most 256 samples, cached."""
+        if getattr(self, "_held_out", None) is None:
+            try:
+                data, _ = self.data_split("test")
+            except GanforgeError:
+                data, _ = self.data_split("train")
+            n = min(len(data), 256)
+            self._held_out = data.batch(torch.arange(n))
+        return self._held_out
+
+    def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        x, _ = self.split(self.held_out(), self.directions()[0])
+        idx = torch.randperm(len(x), generator=generator)[:n]
+        if n > len(idx):   # fewer test images than asked: repeat them
+            idx = idx[torch.arange(n) % len(idx)]
+        return x[idx]
+
+    def generate(self, G: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        # a fixed seed for test-time dropout, on a forked RNG: drawing sample grids must not move the
+        # training RNG, or a resumed run would differ from an uninterrupted one
+        devices = [z.device] if z.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
+            return G(z)
+
+    @torch.no_grad()
+    def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
+        """plots/translations-step-N.png: rows of (input, output, target) for 8 held-out samples."""
+        from ..viz import save_grid
+        direction = self.directions()[0]
+        name = self.translator(direction)
+        G, was = nets[name], nets[name].training
+        x, y = self.split({k: v[:8] for k, v in self.held_out().items()}, direction)
+        device = next(G.parameters()).device
+        G.eval()
+        fake = self.generate(G, x.to(device)).float().cpu()
+        G.train(was)
+        show = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t   # noqa: E731  grey as RGB
+        x = nn.functional.interpolate(x, size=fake.shape[-2:], mode="nearest")
+        rows = [torch.stack([show(x)[i], show(fake)[i], show(y)[i]]) for i in range(len(x))]
+        save_grid(torch.cat(rows), f"{plots_dir}/translations-step-{step:06d}.png", nrow=3)
+
+
+class Upscaler(Translator):
+    """A translator whose output is its input enlarged (super-resolution): `ganforge upscale` runs it, and
+    `ganforge translate` sends users there."""
+
+
+class TextConditional(Recipe):
+    """generate() is conditioned on captions: sample_labels() takes text (one caption, or one per sample) and
+    encode_text() turns captions into the token ids generate() takes (`ganforge sample --text`)."""
+    conditional = True
+
+    def encode_text(self, texts: list[str]) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.encode_text")

@@ -22,8 +22,8 @@ from .. import losses as L
 from ..errors import GanforgeError
 from ..models.image2image import ImagePool, PatchDiscriminator, ResnetGenerator, patch_layers_for
 from ..registry import RECIPES
-from .base import Nets, Phase, RecipeConfig, StepContext
-from .pix2pix import TranslationRecipe, check_choice, needs_cond
+from .base import Nets, Phase, RecipeConfig, StepContext, Translator
+from .pix2pix import DIRECTIONS, check_choice, needs_cond
 
 
 @dataclass
@@ -65,11 +65,11 @@ def g_adversarial(kind: str, D: nn.Module, fake: Tensor, real: Tensor) -> Tensor
 
 
 @RECIPES.register("cyclegan")
-class CycleGAN(TranslationRecipe):
+class CycleGAN(Translator):
     name = "cyclegan"
     Config = CycleGANConfig
     players = {"G": ("G_ab", "G_ba"), "D": ("D_a", "D_b")}
-    ema = "G_ab"      # the net sample grids and ganforge.load use (EMA'd when ema_decay > 0)
+    sampler = "G_ab"  # the net sample grids and ganforge.load use (EMA'd when ema_decay > 0)
     smoke = {"resolution": 8, "g_width": 4, "g_blocks": 1, "d_width": 4}
     presets = {
         # CPU-sized; batch norm keeps the flat colours that instance norm erases, a 34x34-patch D sees
@@ -147,6 +147,9 @@ class CycleGAN(TranslationRecipe):
             pool.load_state_dict(state[f"pool_{d}"])
 
     # -- translate: both directions, any size the ResNet generator takes ---------------------------------
+    def directions(self) -> tuple[str, ...]:
+        return DIRECTIONS                     # G_ab and G_ba; sample grids show AtoB
+
     def translator(self, direction: str | None = None) -> str:
         return "G_ba" if direction == "BtoA" else "G_ab"
 

@@ -14,8 +14,8 @@ Data: `data` is the TARGET domain, whose labels are never read in training (only
 on its test split); `source` is the labelled SOURCE domain (any labelled image spec, brought to the
 target's resolution and channels). Offline task: fonts (rendered digits) -> digits (handwritten).
 `adapt=false` trains F and C on the source alone: the source-only baseline.
-DANN generates nothing: its sample grids show source images; the target and source test accuracies are
-appended to plots/accuracy.jsonl at every sample step.
+DANN generates nothing (an ImageToImage recipe whose generate() is the identity): its sample grids show
+source images; on_sample_step appends the target and source test accuracies to plots/accuracy.jsonl.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ..errors import GanforgeError
 from ..nn.layers import grad_reverse
 from ..registry import RECIPES
-from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+from .base import ImageToImage, Nets, Phase, RecipeConfig, StepContext
 
 
 @dataclass
@@ -79,12 +79,11 @@ def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
 
 
 @RECIPES.register("dann")
-class DANN(Recipe):
+class DANN(ImageToImage):
     name = "dann"
     Config = DANNConfig
     players = {"all": ("F", "C", "Dom")}
-    ema = "F"          # what the trainer's sampler hands to generate(); DANN's generate ignores it
-    generates = False  # a classifier: ganforge.load(...).sample() has nothing to draw
+    sampler = "F"      # what the trainer's sampler hands to generate(); DANN's generate ignores it
     presets = {"fonts2digits": {}, "fonts2digits-source-only": {"adapt": False}}
     smoke = {"source": "fonts:20", "width": 4, "hidden": 8}
 
@@ -95,8 +94,7 @@ class DANN(Recipe):
     @property
     def source(self):
         if self._source is None:
-            from ..data.base import Domain
-            self._source = Domain(self.cfg.source, self.info.shape)
+            self._source = self.domain(self.cfg.source)
             if self._source.y is None or self._source.info.num_classes < 2:
                 raise GanforgeError(f"dann's source domain {self.cfg.source!r} has no labels; give a labelled "
                                     f"spec (fonts, digits, mnist:DIR, folder:PATH with one sub-folder per class)")
@@ -133,8 +131,8 @@ class DANN(Recipe):
                 "lambda": torch.tensor(lam), **logs}
 
     # DANN generates nothing; the trainer's sample grids show source images
-    def noise(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
-        return self.source.draw(n, device, generator)[0]
+    def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.source.draw(n, "cpu", generator)[0]
 
     def generate(self, G, z, labels=None):
         if z.dim() != 4:
@@ -153,20 +151,18 @@ class DANN(Recipe):
 
     def test_accuracy(self, nets: Nets) -> dict[str, float]:
         """Accuracy of C(F(.)) on the test splits of the target (`data`) and the source."""
-        from ..data import resolve
-        from ..data.base import Domain
-        c = self.cfg
-        target, _ = resolve(c.data, split="test", resolution=self.info.shape[-1], channels=self.info.shape[0])
-        source = Domain(c.source, self.info.shape, split="test")
+        target, _ = self.data_split("test")
+        source = self.domain(self.cfg.source, "test")
         out = {"source": self.accuracy(nets, source.images(), source.y)}
         if target.y is not None:
             out["target"] = self.accuracy(nets, target.batch(torch.arange(len(target)))["real"], target.y)
         return out
 
-    def visualize(self, nets: Nets, out_dir, step: int) -> None:
+    def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
+        """A readout, not a picture: appends this step's test accuracies to plots/accuracy.jsonl."""
         row = {"step": step, **{f"{k}_accuracy": round(v, 6) for k, v in self.test_accuracy(nets).items()},
                "adapt": self.cfg.adapt}
-        path = Path(out_dir) / "accuracy.jsonl"
+        path = Path(plots_dir) / "accuracy.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")

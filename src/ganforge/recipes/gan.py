@@ -55,7 +55,7 @@ class GAN(AdversarialRecipe):
             "D": MLPDiscriminator(info.shape, c.hidden, c.depth),
         })
 
-    def visualize(self, nets, out_dir: Path, step: int) -> None:
+    def on_sample_step(self, nets, plots_dir: Path, step: int) -> None:
         if "density" in self.info.extra:
             from ..viz import figure1
-            figure1(self, nets, Path(out_dir) / f"figure1-step-{step:06d}.png", step)
+            figure1(self, nets, Path(plots_dir) / f"figure1-step-{step:06d}.png", step)

@@ -9,9 +9,8 @@ patch_layers_for). D's objective is halved ("we divide the objective by 2 while 
 Adam 2e-4, beta1 0.5. The ablation of the paper's Table 1 is a config change: `lambda_l1=0` (cGAN alone),
 `gan_weight=0` (L1 alone: no D is trained). Colourisation (Sec. 4.5) is the `gray2color` preset.
 
-Also home of TranslationRecipe, the part shared with cyclegan and srgan: sample grids translate held-out
-inputs of the data spec's test split, and `ganforge translate` / `upscale` ask the recipe which net maps
-which domain and what input sizes it takes.
+A Translator (recipes/base.py): sample grids translate held-out inputs of the data spec's test split, and
+`ganforge translate` runs the trained direction only.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from .. import losses as L
 from ..errors import GanforgeError
 from ..models.image2image import PatchDiscriminator, UNetGenerator, patch_layers_for
 from ..registry import RECIPES
-from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+from .base import Nets, Phase, RecipeConfig, StepContext, Translator
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -32,83 +31,6 @@ DIRECTIONS = ("AtoB", "BtoA")
 def check_choice(key: str, value, allowed) -> None:
     if value not in allowed:
         raise GanforgeError(f"config key {key!r} must be one of {', '.join(map(str, allowed))}; got {value!r}")
-
-
-class TranslationRecipe(Recipe):
-    """Image -> image recipes: `noise()` returns held-out inputs, so the trainer's fixed sample grid, `ganforge
-    sample` and ganforge.load(...).sample(n) all show translations of test images."""
-
-    def held_out(self) -> dict[str, Tensor]:
-        """The whole test split (train split when the data has none) as {"real", "cond"}, cached."""
-        if getattr(self, "_held_out", None) is None:
-            from ..data import resolve
-            c = self.cfg
-            kw = dict(resolution=self.info.shape[-1], channels=c.channels or None, skip_bad=c.skip_bad)
-            try:
-                data, _ = resolve(c.data, split="test", **kw)
-            except GanforgeError:
-                data, _ = resolve(c.data, split="train", **kw)
-            n = min(len(data), 256)
-            self._held_out = data.batch(torch.arange(n))
-        return self._held_out
-
-    def split(self, batch: dict[str, Tensor], direction: str = "AtoB") -> tuple[Tensor, Tensor]:
-        """(input, target) of a batch: "cond" is domain A, "real" domain B."""
-        a, b = batch["cond"], batch["real"]
-        return (a, b) if direction == "AtoB" else (b, a)
-
-    def direction(self) -> str:
-        return "AtoB"
-
-    def noise(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
-        x, _ = self.split(self.held_out(), self.direction())
-        idx = torch.randperm(len(x), generator=generator)[:n]
-        if n > len(idx):   # fewer test images than asked: repeat them
-            idx = idx[torch.arange(n) % len(idx)]
-        return x[idx].to(device)
-
-    def generate(self, G: nn.Module, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        # a fixed seed for test-time dropout, on a forked RNG: drawing sample grids must not move the
-        # training RNG, or a resumed run would differ from an uninterrupted one
-        devices = [z.device] if z.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(0)
-            return G(z)
-
-    @torch.no_grad()
-    def visualize(self, nets: Nets, out_dir, step: int) -> None:
-        """plots/translations-step-N.png: rows of (input, output, target) for 8 held-out samples."""
-        from ..viz import save_grid
-        name = self.translator(self.direction())
-        G, was = nets[name], nets[name].training
-        held = self.held_out()
-        x, y = self.split({k: v[:8] for k, v in held.items()}, self.direction())
-        device = next(G.parameters()).device
-        G.eval()
-        fake = self.generate(G, self.prepare_input(x).to(device)).float().cpu()
-        G.train(was)
-        show = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t   # noqa: E731  grey as RGB
-        x = nn.functional.interpolate(x, size=fake.shape[-2:], mode="nearest")
-        rows = [torch.stack([show(x)[i], show(fake)[i], show(y)[i]]) for i in range(len(x))]
-        save_grid(torch.cat(rows), f"{out_dir}/translations-step-{step:06d}.png", nrow=3)
-
-    def prepare_input(self, x: Tensor) -> Tensor:
-        return x
-
-    # -- what `ganforge translate` / `upscale` need --------------------------------------------------------
-    def translator(self, direction: str | None = None) -> str:
-        """Name of the net that maps `direction`'s input domain to its output domain."""
-        return "G"
-
-    def input_shape(self, direction: str | None = None) -> tuple[int, ...]:
-        a, b = tuple(self.info.extra["cond_shape"]), tuple(self.info.shape)
-        return a if (direction or self.direction()) == "AtoB" else b
-
-    def check_size(self, h: int, w: int) -> None:
-        res = self.input_shape()[-1]
-        if (h, w) != (res, res):
-            raise GanforgeError(f"this {self.name} model takes {res}x{res} inputs (its U-Net was built for "
-                                f"that size); got {w}x{h}. Pass --resize to resize the input")
 
 
 def needs_cond(recipe, what: str) -> tuple[int, ...]:
@@ -151,10 +73,9 @@ class Pix2PixConfig(RecipeConfig):
 
 
 @RECIPES.register("pix2pix")
-class Pix2Pix(TranslationRecipe):
+class Pix2Pix(Translator):
     name = "pix2pix"
     Config = Pix2PixConfig
-    ema = "G"
     smoke = {"resolution": 8, "g_width": 4, "d_width": 4}
     presets = {
         "edges2photo": {"data": "photos:edges2photo", "resolution": 32, "batch_size": 16, "g_width": 16,
@@ -165,8 +86,8 @@ class Pix2Pix(TranslationRecipe):
                     "sample_every": 2000, "checkpoint_every": 5000},
     }
 
-    def direction(self) -> str:
-        return self.cfg.direction
+    def directions(self) -> tuple[str, ...]:
+        return (self.cfg.direction,)          # one U-Net, trained one way
 
     def build(self) -> nn.ModuleDict:
         c = self.cfg

@@ -17,7 +17,8 @@ real images, while staying close to x so the synthetic labels still hold:
   with one whose G half reads real scores (ragan), each refiner update also scores a real batch.
 
 Offline task: `fonts` (synthetic 8x8 digits rendered from matplotlib's fonts) refined toward `digits`.
-`noise()` draws synthetic images, so `ganforge sample RUN` shows freshly refined ones.
+An ImageToImage recipe: sample_inputs() draws synthetic images, so `ganforge sample RUN` shows freshly
+refined ones; there is no latent noise.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 from ..errors import GanforgeError
 from .. import losses as L
 from ..registry import RECIPES
-from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+from .base import ImageToImage, Nets, Phase, RecipeConfig, StepContext
 
 
 @dataclass
@@ -152,7 +153,7 @@ class LocalDiscriminator(nn.Module):
 
 
 @RECIPES.register("simgan")
-class SimGAN(Recipe):
+class SimGAN(ImageToImage):
     name = "simgan"
     Config = SimGANConfig
     presets = {"fonts": {}}
@@ -166,9 +167,11 @@ class SimGAN(Recipe):
     @property
     def synthetic(self):
         if self._synthetic is None:   # loaded on first use: a loaded generator needs it only to sample
-            from ..data.base import Domain
-            self._synthetic = Domain(self.cfg.synthetic, self.info.shape)
+            self._synthetic = self.domain(self.cfg.synthetic)
         return self._synthetic
+
+    def synthetic_images(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
+        return self.synthetic.draw(n, device, generator)[0]
 
     def build(self) -> nn.ModuleDict:
         if self.info.kind != "image":
@@ -177,9 +180,9 @@ class SimGAN(Recipe):
         c = self.cfg
         return nn.ModuleDict({"G": Refiner(ch, c.width, c.blocks), "D": LocalDiscriminator(ch, res, c.d_width)})
 
-    # "noise" of a refiner = synthetic images; generate = refine them
-    def noise(self, n: int, device, generator: torch.Generator | None = None) -> Tensor:
-        return self.synthetic.draw(n, device, generator)[0]
+    # a refiner's sample inputs are synthetic images; generate = refine them
+    def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.synthetic_images(n, "cpu", generator)
 
     def generate(self, G, z, labels=None):
         if z.dim() != 4:
@@ -192,7 +195,7 @@ class SimGAN(Recipe):
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         real = ctx.real
         with torch.no_grad():   # the D step must not build a graph into R
-            refined = nets["G"](self.noise(real.shape[0], ctx.device))
+            refined = nets["G"](self.synthetic_images(real.shape[0], ctx.device))
         fake = self.history.mix(refined)
         real_logits, fake_logits = nets["D"](real), nets["D"](fake)
         adv = L.ADVERSARIAL[self.cfg.loss]
@@ -201,7 +204,7 @@ class SimGAN(Recipe):
                 "acc_real": acc_real, "acc_refined": acc_refined}
 
     def r_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
-        synthetic = self.noise(ctx.batch_size, ctx.device)
+        synthetic = self.synthetic_images(ctx.batch_size, ctx.device)
         refined = nets["G"](synthetic)
         loss_fn, real_logits = L.ADVERSARIAL[self.cfg.loss], None
         if loss_fn.needs_real:   # D's patch scores of a real batch, no graph: only R updates here
@@ -218,14 +221,14 @@ class SimGAN(Recipe):
         self.history.load_state_dict(state["history"])
 
     @torch.no_grad()
-    def visualize(self, nets: Nets, out_dir, step: int) -> None:
+    def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
         # synthetic (odd rows) above their refinements (even rows): a fixed draw, from its own generator
         from ..viz import save_grid
         G = nets["G"]
-        x = self.noise(32, next(G.parameters()).device, torch.Generator().manual_seed(1234))
+        x = self.synthetic_images(32, next(G.parameters()).device, torch.Generator().manual_seed(1234))
         was = G.training
         G.eval()
         refined = G(x)
         G.train(was)
         pairs = torch.stack([x.view(4, 8, *x.shape[1:]), refined.view(4, 8, *x.shape[1:])], 1).flatten(0, 2)
-        save_grid(pairs, Path(out_dir) / f"refined-step-{step:06d}.png", nrow=8)
+        save_grid(pairs, Path(plots_dir) / f"refined-step-{step:06d}.png", nrow=8)

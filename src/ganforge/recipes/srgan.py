@@ -10,7 +10,9 @@ G (SRResNet) maps a low-resolution image I^LR to I^SR = G(I^LR), `scale` times l
 
 phi: `content=vgg19` loads torchvision's VGG19 weights from `vgg_weights`, the cache, or (download=true)
 the internet; `content=random` (default, offline) is perceptual.py's seeded random conv features. The
-run's config.json records which one in data_info.extra.feature_net (weights path and SHA-256 for VGG19).
+run's config.json records which one in data_info.extra.feature_net (weights path and SHA-256 for VGG19):
+describe_data() builds phi when ganforge.train starts the run; a resumed run rebuilds it and insists on the
+same weights; a run loaded for upscaling never needs them.
 The low-resolution input is the data's "cond" (photos:sr4), or, for single-domain image data such as
 folder:DIR, the high-resolution batch downscaled by antialiased bicubic in the loss.
 """
@@ -27,8 +29,8 @@ from ..errors import GanforgeError
 from ..models.perceptual import FEATURE_NETS, build_feature_net
 from ..models.srresnet import SRDiscriminator, SRResNet
 from ..registry import RECIPES
-from .base import Nets, Phase, RecipeConfig, StepContext
-from .pix2pix import TranslationRecipe, check_choice
+from .base import Nets, Phase, RecipeConfig, StepContext, Upscaler
+from .pix2pix import check_choice
 
 
 @dataclass
@@ -97,10 +99,9 @@ class BicubicResidual(nn.Module):
 
 
 @RECIPES.register("srgan")
-class SRGAN(TranslationRecipe):
+class SRGAN(Upscaler):
     name = "srgan"
     Config = SRGANConfig
-    ema = "G"
     smoke = {"resolution": 8, "g_width": 4, "g_blocks": 1, "d_width": 4, "pretrain_steps": 2}
     presets = {
         # CPU-sized: HR crops 64 px (LR 16 px), half-width G, residual over bicubic, a higher lr
@@ -116,10 +117,11 @@ class SRGAN(TranslationRecipe):
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.feature_net: nn.Module | None = None
-        # recorded at the start of training (config.json's data_info); loading a run for upscaling reads
-        # it back and never needs the feature net's weights
-        if self.uses_content() and "feature_net" not in info.extra:
-            info.extra["feature_net"] = self._build_feature_net()
+
+    def describe_data(self) -> dict:
+        """phi, recorded in config.json's data_info.extra.feature_net when the run starts (built here, so a
+        missing VGG19 file fails before training)."""
+        return {"feature_net": self._build_feature_net()} if self.uses_content() else {}
 
     def uses_content(self) -> bool:
         return self.cfg.lambda_content > 0 and self.cfg.pretrain_steps < self.cfg.steps
@@ -134,12 +136,11 @@ class SRGAN(TranslationRecipe):
         return desc
 
     def features(self, x: Tensor) -> Tensor:
-        if self.feature_net is None:   # a resumed run: rebuild, and insist on the same network
-            desc = self._build_feature_net()
-            if desc.get("weights_sha256") != self.info.extra["feature_net"].get("weights_sha256"):
+        if self.feature_net is None:   # a resumed run: rebuild, and insist on the network it recorded
+            desc, recorded = self._build_feature_net(), self.info.extra.get("feature_net", {})
+            if recorded and desc.get("weights_sha256") != recorded.get("weights_sha256"):
                 raise GanforgeError(f"the VGG19 weights {desc.get('weights')} differ from those this run "
-                                    f"started with ({self.info.extra['feature_net'].get('weights')}); resume "
-                                    f"with the same file")
+                                    f"started with ({recorded.get('weights')}); resume with the same file")
         self.feature_net.to(x.device)
         return self.feature_net(x)
 

@@ -19,7 +19,7 @@ each hidden layer's output while training.
 
 `labels_per_class` picks the labelled subset (seeded by `seed`); every training image is used unlabelled.
 `unsupervised=false` trains the same D on the labelled subset only: the supervised-only baseline.
-The test error of D's classifier is appended to plots/test_error.jsonl at every sample step.
+The test error of D's classifier is appended to plots/test_error.jsonl at every sample step (on_sample_step).
 """
 from __future__ import annotations
 
@@ -160,9 +160,8 @@ class SSGAN(Recipe):
     def labelled(self) -> tuple[Tensor, Tensor]:
         """The labelled subset: `labels_per_class` images of each class, chosen by a generator seeded with `seed`."""
         if self._labelled is None:
-            from ..data import resolve
             c = self.cfg
-            data, _ = resolve(c.data, split="train", resolution=c.resolution or None, channels=c.channels or None)
+            data, _ = self.data_split("train")
             g = torch.Generator().manual_seed(c.seed)
             pick = []
             for k in range(self.info.num_classes):
@@ -215,9 +214,7 @@ class SSGAN(Recipe):
     @torch.no_grad()
     def test_error(self, D: nn.Module, split: str = "test") -> float:
         """Error of D's K-way classifier on the data's `split` (eval mode: no noise)."""
-        from ..data import resolve
-        c = self.cfg
-        data, _ = resolve(c.data, split=split, resolution=c.resolution or None, channels=c.channels or None)
+        data, _ = self.data_split(split)
         was = D.training
         D.eval()
         device = next(D.parameters()).device
@@ -226,10 +223,11 @@ class SSGAN(Recipe):
         D.train(was)
         return (pred != data.y).double().mean().item()
 
-    def visualize(self, nets: Nets, out_dir, step: int) -> None:
+    def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
+        """A readout, not a picture: appends D's test error to plots/test_error.jsonl."""
         row = {"step": step, "test_error": round(self.test_error(nets["D"]), 6),
                "labels_per_class": self.cfg.labels_per_class, "unsupervised": self.cfg.unsupervised}
-        path = Path(out_dir) / "test_error.jsonl"
+        path = Path(plots_dir) / "test_error.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")

@@ -31,7 +31,7 @@ from ..errors import GanforgeError
 from .. import losses as L
 from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init
 from ..registry import RECIPES
-from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+from .base import Nets, Phase, RecipeConfig, StepContext, TextConditional
 from .dcgan import image_nets_check
 
 SAMPLE_CAPTIONS = (
@@ -137,10 +137,9 @@ class TextDiscriminator(nn.Module):
 
 
 @RECIPES.register("text2image")
-class Text2Image(Recipe):
+class Text2Image(TextConditional):
     name = "text2image"
     Config = Text2ImageConfig
-    conditional = True
     smoke = {"data": "shapes:captions:32", "resolution": 8, "g_width": 8, "d_width": 8, "embed_dim": 8,
              "text_dim": 8, "proj_dim": 8, "z_dim": 8}
     presets = {
@@ -239,9 +238,9 @@ class Text2Image(Recipe):
         logs["loss"] = loss
         return logs
 
-    def visualize(self, nets: Nets, out_dir, step: int) -> None:
+    def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
         # the captions behind the sample grid's row blocks, so the grid can be read
-        path = Path(out_dir) / "sample_captions.txt"
+        path = Path(plots_dir) / "sample_captions.txt"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(f"{i}: {t}\n" for i, t in enumerate(SAMPLE_CAPTIONS)))

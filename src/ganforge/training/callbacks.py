@@ -111,4 +111,4 @@ class EvalEvery:
         log.write({"step": step, **row})
         if self.periodic.improved(row):
             meta = {"recipe": self.recipe.name, "ganforge_version": __version__, "eval": row}
-            checkpoint.save_best(run_dir, step, checkpoint.flatten({self.recipe.ema or "G": G}), meta)
+            checkpoint.save_best(run_dir, step, checkpoint.flatten({self.recipe.sampler: G}), meta)

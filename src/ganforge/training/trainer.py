@@ -91,7 +91,7 @@ class Trainer:
         self.resume_differs: list[str] = []
         self.step, self.images = 0, 0
         g = torch.Generator().manual_seed(cfg.seed + 1)   # fixed noise: its own generator, never the global RNG
-        self.fixed_z = recipe.noise(cfg.num_samples, "cpu", generator=g).to(self.device)
+        self.fixed_z = recipe.sample_inputs(cfg.num_samples, generator=g).to(self.device)
         labels = recipe.sample_labels(cfg.num_samples)
         self.fixed_labels = labels.to(self.device) if labels is not None else None
         # api.train/resume check the run directory, build the Trainer, then write config.json on every rank.
@@ -267,7 +267,9 @@ class Trainer:
 
     # -- outputs -------------------------------------------------------------------------------------------
     def sampler(self) -> torch.nn.Module:
-        return self.ema.net if self.ema is not None else self.nets[self.recipe.ema or "G"]
+        """recipe.sampler, read from its EMA copy when EMA tracks it."""
+        r = self.recipe
+        return self.ema.net if self.ema is not None and r.ema == r.sampler else self.nets[r.sampler]
 
     @torch.no_grad()
     def write_samples(self) -> Path:
@@ -279,7 +281,7 @@ class Trainer:
         real = self.data.x[: 2000].float().cpu() if self.recipe.info.kind == "points" else None
         path = self.run_dir / "samples" / f"step-{self.step:06d}{sample_suffix(self.recipe.info.kind)}"
         write_samples(x.float(), self.recipe.info, path, real=real)
-        self.recipe.visualize(self.nets, self.run_dir / "plots", self.step)
+        self.recipe.on_sample_step(self.nets, self.run_dir / "plots", self.step)
         return path
 
     def _check_finite(self, row: dict) -> None:
