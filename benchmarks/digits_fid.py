@@ -79,7 +79,7 @@ def main(argv=None) -> int:
             cls, cfg = ganforge.api.make_config(name, "digits", common)
             recipe = cls(cfg, g.info)
             torch.manual_seed(cfg.seed)
-            G0 = recipe.build()[recipe.ema or "G"].eval()
+            G0 = recipe.build()[recipe.sampler].eval()
             labels = (lambda n: torch.arange(n) % g.info.num_classes) if getattr(recipe, "conditional", False) \
                 else (lambda n: None)
             with torch.no_grad():

@@ -14,7 +14,7 @@ super-resolution against bicubic, and CycleGAN's circles -> squares criterion.
   antialiased bicubic x1/4, PSNR/SSIM on RGB with `scale` pixels cropped at each border, against bicubic
   upsampling of the same LR.
 - CycleGAN (Zhu 2017) on shapeswap:circles2squares: 256 held-out circles translated by G_ab, scored against
-  the same attributes drawn as squares (data.specs_image2image.shapeswap_scores): kind_acc (the circle's
+  the same attributes drawn as squares (metrics.shapeswap.shapeswap_scores): kind_acc (the circle's
   corners filled like the true square's), colour / background kept, swap_acc (all three in one image), L1;
   the identity map as the baseline, the true squares as the ceiling.
 
