@@ -11,7 +11,10 @@ import http.client
 import os
 import tempfile
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
+
+import torch
 
 from .errors import GanforgeError
 
@@ -60,3 +63,38 @@ def fetch(url: str, dest, *, algorithm: str = "sha256", expected: str | None = N
         if os.path.exists(tmp):
             os.remove(tmp)
     return dest
+
+
+def weights_file(weights, cache, download: bool, url: str, *, what: str, flag: str, expected: str | None,
+                 offline: str = "") -> Path:
+    """The weights file a pretrained network loads: the path `weights` if given, else the cached copy of
+    `url` in cache_dir(cache), else (download=True) `url` fetched into the cache and checked against `expected` (a SHA-256
+    prefix). `flag` is how the user passes a path (e.g. "--weights PATH"), `offline` an alternative that
+    needs no file; both go into the one-line errors."""
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise GanforgeError(f"{what} file {path} does not exist; pass {flag} with the path to {name}")
+        return path
+    cached = cache_dir(cache) / name
+    if cached.is_file():
+        return cached
+    if not download:
+        raise GanforgeError(f"{what} not found: no {flag} given and no {cached} (cache: $GANFORGE_CACHE or "
+                            f"~/.cache/ganforge). Fix: pass {flag} to a copy of {name}, put it at {cached}, or "
+                            f"enable download (download=True, needs internet) to fetch {url}{offline}")
+    return fetch(url, cached, expected=expected, what=what,
+                 fix=f"download the file by hand and pass {flag}, or place it at {cached}")
+
+
+def read_state_dict(path, what: str) -> dict:
+    """A PyTorch weights file read safely (weights_only): its state dict, or one line saying it is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types; all mean "not a weights file"
+        raise GanforgeError(f"{path} is not a readable PyTorch weights file ({type(e).__name__}); pass the "
+                            f"{what} file") from None
+    if not isinstance(state, Mapping):
+        raise GanforgeError(f"{path} holds a {type(state).__name__}, not a state dict of tensors ({what})")
+    return dict(state)

@@ -12,14 +12,12 @@ for the Inception Score). Preprocessing: see `preprocess`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..download import cache_dir as cache_dir_of
-from ..download import fetch, file_hash
+from ..download import file_hash, read_state_dict, weights_file
 from ..errors import GanforgeError
 
 DEFAULT_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -211,41 +209,16 @@ def weights_sha256(path) -> str:
     return file_hash(path, "sha256")
 
 
-def _find_weights(weights, cache_dir, download: bool, url: str, sha256_prefix: str) -> Path:
-    if weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise GanforgeError(f"FID Inception weights file {path} does not exist; pass --weights with the "
-                                f"path to pt_inception-2015-12-05-6726825d.pth")
-        return path
-    cached = cache_dir_of(cache_dir) / url.rstrip("/").rsplit("/", 1)[-1]
-    if cached.is_file():
-        return cached
-    if not download:
-        raise GanforgeError(f"FID Inception weights not found: no --weights path given and no {cached} "
-                            f"(cache: $GANFORGE_CACHE or ~/.cache/ganforge). Fix: pass --weights PATH to a "
-                            f"copy of {cached.name}, put it at {cached}, or enable download (download=True) "
-                            f"to fetch {url}")
-    return fetch(url, cached, expected=sha256_prefix, what="FID Inception weights",
-                 fix=f"download the file by hand and pass --weights PATH, or place it at {cached}")
-
-
 def load_inception(weights=None, cache_dir=None, download: bool = False, url: str = DEFAULT_URL,
                    sha256_prefix: str = "6726825d") -> InceptionFID:
     """Build InceptionFID and load its weights from `weights`, else the cache, else (download=True) `url`.
 
     The returned model (eval mode) carries `protocol`: extractor, weights path and SHA-256, resize.
     """
-    path = _find_weights(weights, cache_dir, download, url, sha256_prefix)
+    path = weights_file(weights, cache_dir, download, url, what="FID Inception weights", flag="--weights PATH",
+                        expected=sha256_prefix)
     model = InceptionFID()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come in many types; all mean "not a weights file"
-        raise GanforgeError(f"{path} is not a readable PyTorch weights file ({e}); pass --weights with "
-                            f"pt_inception-2015-12-05-6726825d.pth") from e
-    if not isinstance(state, Mapping):
-        raise GanforgeError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
-    state = dict(state)
+    state = read_state_dict(path, "pt_inception-2015-12-05-6726825d.pth")
     for key, value in model.state_dict().items():
         # the released file predates BatchNorm's counter; it is unused in eval mode
         if key.endswith("num_batches_tracked") and key not in state:

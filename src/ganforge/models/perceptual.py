@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from ..download import cache_dir as cache_dir_of
-from ..download import fetch, file_hash
+from ..download import file_hash, read_state_dict, weights_file
 from ..errors import GanforgeError
 from ..registry import suggest
 
@@ -51,34 +48,6 @@ def vgg19_layers() -> dict[str, int]:
             names[f"conv{block}_{j}"] = index
             index, j = index + 2, j + 1
     return names
-
-
-def download_file(url: str, cache: Path, what: str = "weights") -> Path:
-    """Fetch `url` into cache/<its file name>, checked against the SHA-256 prefix the name carries
-    (torchvision's `name-<sha256 prefix>.ext` convention)."""
-    target = cache / url.rstrip("/").rsplit("/", 1)[-1]
-    match = re.search(r"-([0-9a-f]{6,})\.", target.name)
-    return fetch(url, target, expected=match.group(1) if match else None, what=what,
-                 fix=f"download the file by hand and pass its path, or place it at {target}")
-
-
-def _find_weights(weights, cache_dir, download_ok: bool, url: str) -> Path:
-    if weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise GanforgeError(f"VGG19 weights file {path} does not exist; pass the path to torchvision's "
-                                f"{VGG19_URL.rsplit('/', 1)[-1]}")
-        return path
-    cache = cache_dir_of(cache_dir)
-    cached = cache / url.rstrip("/").rsplit("/", 1)[-1]
-    if cached.is_file():
-        return cached
-    if not download_ok:
-        raise GanforgeError(f"VGG19 weights not found: no path given and no {cached} (cache: $GANFORGE_CACHE "
-                            f"or ~/.cache/ganforge). Fix: pass weights=PATH, put the file at {cached}, allow "
-                            f"download=True (needs internet) to fetch {url}, or use the offline feature net "
-                            f"'random'")
-    return download_file(url, cache, "VGG19 weights")
 
 
 class VGG19Features(nn.Module):
@@ -124,20 +93,17 @@ class VGG19Features(nn.Module):
                    url: str = VGG19_URL) -> "VGG19Features":
         """Trained VGG19 from `weights` (a path), else the cache, else (download=True) `url`."""
         net = cls(layer)
-        net.load_weights(_find_weights(weights, cache_dir, download, url))
+        match = re.search(r"-([0-9a-f]{6,})\.", url.rsplit("/", 1)[-1])   # torchvision's name-<sha256 prefix>.ext
+        net.load_weights(weights_file(weights, cache_dir, download, url, what="VGG19 weights", flag="weights=PATH",
+                                      expected=match.group(1) if match else None,
+                                      offline=", or use the offline feature net 'random'"))
         return net
 
     def load_weights(self, path) -> None:
         """Load torchvision-layout weights: every key this truncated network has must be in the file with
         its shape; `features.N.*` keys at or below our last index that we lack (another layout, e.g.
         vgg19_bn) are an error; deeper features and the classifier are ignored."""
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # unpickling errors come in many types; all mean "not a weights file"
-            raise GanforgeError(f"{path} is not a readable PyTorch weights file ({e}); pass torchvision's "
-                                f"vgg19-dcbb9e9d.pth") from e
-        if not isinstance(state, Mapping):
-            raise GanforgeError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
+        state = read_state_dict(path, "torchvision vgg19-dcbb9e9d.pth")
         own = self.state_dict()
         last = len(self.features) - 1
         missing = [k for k in own if k not in state]
