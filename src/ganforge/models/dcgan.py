@@ -71,7 +71,7 @@ class DCGANDiscriminator(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         # flattened in (h, w, c) order: a view of the channels_last activations the trainer runs, so their
         # gradient comes back channels_last as well; a (c, h, w) flatten handed the last LeakyReLU a contiguous
-        # gradient, and its backward on mixed layouts took 3.4 ms instead of 0.06 (one CPU core, 256x4x4)
+        # gradient, and its backward on mixed layouts was ~50x slower (docs/performance.md)
         return self.body(x).permute(0, 2, 3, 1).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -72,8 +72,8 @@ def is_image_conv(net: nn.Module) -> bool:
 
 def pick_precision(name: str, device: torch.device, conv: bool = True) -> tuple[str, str]:
     """(precision, why). auto: bf16 on GPUs that have it, else fp16 (with a GradScaler); on CPUs bf16 only for
-    convolutional nets on AMX/AVX512-BF16 hardware: there it ran DCGAN 1.5-2.6x faster than fp32, while the
-    small MLPs of the toy recipes gained nothing (docs/performance.md), so they keep fp32's accuracy."""
+    convolutional nets on AMX/AVX512-BF16 hardware, where it pays, while the small MLPs of the toy recipes
+    gain nothing and keep fp32's accuracy (the measurements: docs/performance.md)."""
     if name != "auto":
         if name == "fp16" and device.type != "cuda":
             raise GanforgeError("precision=fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
@@ -130,7 +130,7 @@ def other_runnable_tasks(samples: int = 5, interval: float = 0.02) -> int:
 
 def busy_note(threads: int | None) -> str:
     """Advice, never a change: OpenMP threads spin-wait for each other, so a thread that shares its core with
-    another busy process slows every op (docs/performance.md measured 4.5-8.6x on 2 cores)."""
+    another busy process slows every op (docs/performance.md)."""
     if not threads or threads <= 1:
         return ""
     busy = other_runnable_tasks()
@@ -142,8 +142,8 @@ def busy_note(threads: int | None) -> str:
 
 
 def fused_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """Switch Adam/AdamW/SGD to their fused kernel (one pass over all parameters; a DCGAN Adam step took
-    5 ms instead of 25 ms on one CPU core) where torch has it for the parameters' device. Changed in place,
+    """Switch Adam/AdamW/SGD to their fused kernel (one pass over all parameters instead of a loop of small
+    ops; measured in docs/performance.md) where torch has it for the parameters' device. Changed in place,
     before the first step, so a recipe that keeps a reference to its optimizer (lr schedules) still holds it;
     other optimizers, and ones the recipe tuned itself (foreach/fused/differentiable), are left alone."""
     try:
