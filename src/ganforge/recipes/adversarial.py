@@ -27,8 +27,8 @@ it. `d_steps` is k of that Algorithm 1 (WGAN's n_critic). Options (0 / false / "
 - TTUR (`g_lr` != `d_lr`, Heusel 2017, arXiv:1706.08500) and `ema_decay` are trainer-level keys.
 
 The options that change the networks (pac, mbstd, minibatch_discrimination, vbn, historical_averaging) are
-applied to whatever a family's `build()` returns: AdversarialRecipe wraps every subclass's `build` (see
-`__init_subclass__`), so a family file only builds its plain G and D. D must expose the layer called `head`
+applied by AdversarialRecipe.build() to the plain G and D a family's `build_nets(info)` returns (called a
+second time with the packed data description for pac). D must expose the layer called `head`
 (its last linear layer) for feature matching, mbstd and minibatch discrimination.
 
 Health signals in metrics.jsonl: D's accuracy on real and fake, the Wasserstein estimate (wasserstein loss),
@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +48,9 @@ from torch.nn.utils import parametrize
 from .. import losses as L
 from ..augment import diff_augment, parse_policy
 from ..errors import Diverged, GanforgeError
+from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, check_resolution
+from ..models.mlp import MLPDiscriminator, MLPGenerator
+from ..models.resnet import ResNetDiscriminator, ResNetGenerator
 from ..nn.layers import MinibatchDiscrimination, VirtualBatchNorm, spectral_norm
 from ..nn.style import MinibatchStdDev
 from ..regularizers import HistoricalAverage, gradient_penalty, instance_noise, r1_penalty
@@ -183,46 +185,19 @@ def _has_batchnorm(net: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
-def _with_options(build):
-    """Wrap a family's build(): apply the network options to the G and D it returns (once, even when a
-    subclass's build calls its parent's)."""
-    @functools.wraps(build)
-    def wrapped(self):
-        if getattr(self, "_building", False):
-            return build(self)
-        self._building = True
-        try:
-            nets = build(self)
-            if self.cfg.pac > 1:   # D is built again for the packed input: m times the channels / features
-                info, shape = self.info, self.info.shape
-                self.info = dataclasses.replace(info, shape=(shape[0] * self.cfg.pac,) + tuple(shape[1:]))
-                try:
-                    nets["D"] = build(self)["D"]
-                finally:
-                    self.info = info
-        finally:
-            self._building = False
-        return self.apply_options(nets)
-    wrapped._with_options = True
-    return wrapped
-
-
 class AdversarialRecipe(Recipe):
     Config = AdversarialConfig
     conditional = False
 
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        build = cls.__dict__.get("build")
-        if build is not None and not getattr(build, "_with_options", False):
-            cls.build = _with_options(build)
-
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self._grad_norms: dict[str, Tensor] = {}   # per player, from its last update (logged next time)
-        self._step = 0                             # the trainer's step, for messages from after_update
 
     # -- what families override ----------------------------------------------------------------------------
+    def build_nets(self, info) -> Nets:
+        """The family's plain G and D for data described by `info` (the options are applied by build())."""
+        raise NotImplementedError(f"{type(self).__name__}.build_nets")
+
     def discriminate(self, nets: Nets, x: Tensor, labels: Tensor | None) -> Tensor:
         return nets["D"](x)
 
@@ -230,6 +205,15 @@ class AdversarialRecipe(Recipe):
         return None
 
     # -- network options -----------------------------------------------------------------------------------
+    def build(self) -> Nets:
+        """build_nets() with the network options applied: pac builds D again for the packed input (m times the
+        channels or features), then mbstd, minibatch discrimination, vbn and historical averaging."""
+        nets = self.build_nets(self.info)
+        if self.cfg.pac > 1:
+            packed = (self.info.shape[0] * self.cfg.pac, *self.info.shape[1:])
+            nets["D"] = self.build_nets(dataclasses.replace(self.info, shape=packed))["D"]
+        return self.apply_options(nets)
+
     def apply_options(self, nets: Nets) -> Nets:
         c = self.cfg
         if c.pac > 1 and self.conditional:
@@ -263,28 +247,35 @@ class AdversarialRecipe(Recipe):
 
     # -- schedule ------------------------------------------------------------------------------------------
     def phases(self, step: int) -> list[Phase]:
-        return [Phase("D", "D", self.d_loss, repeat=self.cfg.d_steps, after_update=self._after_update("D")),
-                Phase("G", "G", self.g_loss, after_update=self._after_update("G"))]
+        return [Phase("D", "D", self.d_loss, repeat=self.cfg.d_steps, after_update=self._after_update("D", step)),
+                Phase("G", "G", self.g_loss, after_update=self._after_update("G", step))]
 
-    def _after_update(self, player: str):
+    def _after_update(self, player: str, step: int):
+        """What follows each update of `player`: its gradient norm (logged with its next loss: the trainer owns
+        backward), a stop before non-finite weights could be checkpointed, WGAN's clipping, the historical
+        average."""
         def after(nets: Nets) -> None:
-            with torch.no_grad():
-                params = list(nets[player].parameters())
-                grads = [p.grad for p in params if p.grad is not None]
-                if grads:
-                    self._grad_norms[player] = torch.linalg.vector_norm(
-                        torch.stack([g.float().norm() for g in grads]))
-                    # an infinite gradient can leave finite losses but NaN weights; stop before the trainer
-                    # checkpoints them, so the last checkpoint on disk stays a good one
-                    weight_norm = torch.linalg.vector_norm(torch.stack([p.float().norm() for p in params]))
-                    if not torch.isfinite(self._grad_norms[player] + weight_norm):
-                        raise Diverged(self._step, f"{player}'s gradients or weights")
-                if player == "D" and self.cfg.clip:   # WGAN: keep the critic in a compact set (Lipschitz)
+            self._check_update(nets[player], player, step)
+            if player == "D" and self.cfg.clip:     # WGAN: keep the critic in a compact set (Lipschitz)
+                with torch.no_grad():
                     for p in nets["D"].parameters():
                         p.clamp_(-self.cfg.clip, self.cfg.clip)
             if self.cfg.historical_averaging:
                 nets[f"{player}_hist"].update(list(nets[player].parameters()))
         return after
+
+    @torch.no_grad()
+    def _check_update(self, net: nn.Module, player: str, step: int) -> None:
+        params = list(net.parameters())
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        self._grad_norms[player] = torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))
+        # an infinite gradient can leave finite losses but NaN weights: stop before the trainer checkpoints
+        # them, so the last checkpoint on disk stays a good one
+        weight_norm = torch.linalg.vector_norm(torch.stack([p.float().norm() for p in params]))
+        if not torch.isfinite(self._grad_norms[player] + weight_norm):
+            raise Diverged(step, f"{player}'s gradients or weights")
 
     # -- what D sees ---------------------------------------------------------------------------------------
     def noise_std(self, step: int) -> float:
@@ -317,7 +308,7 @@ class AdversarialRecipe(Recipe):
 
     # -- losses --------------------------------------------------------------------------------------------
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
-        c, self._step = self.cfg, ctx.step
+        c = self.cfg
         real, labels = ctx.real, (ctx.labels if self.conditional else None)
         z = self.noise(real.shape[0], ctx.device)
         if self.reuses_fake(ctx, real.shape[0]):
@@ -359,7 +350,7 @@ class AdversarialRecipe(Recipe):
         return self._health(logs, "D")
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
-        c, self._step = self.cfg, ctx.step
+        c = self.cfg
         adv = L.ADVERSARIAL[c.loss]
         labels = self.g_labels(ctx)
         fake = ctx.shared.pop("fake", None)
@@ -429,12 +420,8 @@ class BackboneRecipe(AdversarialRecipe):
     """MLP nets for points/tables; DCGAN or SNGAN-ResNet nets for images (`arch`)."""
     Config = BackboneConfig
 
-    def build(self) -> Nets:
-        from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, check_resolution
-        from ..models.mlp import MLPDiscriminator, MLPGenerator
-        from ..models.resnet import ResNetDiscriminator, ResNetGenerator
-
-        c, info = self.cfg, self.info
+    def build_nets(self, info) -> Nets:
+        c = self.cfg
         arch = c.arch if info.kind == "image" else "mlp"
         if arch != "mlp":
             try:

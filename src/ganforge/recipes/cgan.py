@@ -74,8 +74,8 @@ class CGAN(AdversarialRecipe):
                "ring": {"data": "toy:ring", "z_dim": 16, "hidden": 128, "g_lr": 1e-3, "d_lr": 1e-3,
                         "batch_size": 256, "steps": 3000}}
 
-    def build(self) -> nn.ModuleDict:
-        c, info = self.cfg, self.info
+    def build_nets(self, info) -> nn.ModuleDict:
+        c = self.cfg
         k = info.num_classes
         if k < 2:
             raise GanforgeError(f"cgan needs labelled data; {info.spec!r} has no classes. Use digits, "

@@ -52,9 +52,9 @@ class DCGAN(AdversarialRecipe):
         "folder64": {"data": "folder:images", "resolution": 64, "steps": 20000, "d_lr": 2e-4},
     }
 
-    def build(self) -> nn.ModuleDict:
+    def build_nets(self, info) -> nn.ModuleDict:
         image_nets_check(self)
-        c, (ch, res, _) = self.cfg, self.info.shape
+        c, (ch, res, _) = self.cfg, info.shape
         return nn.ModuleDict({
             "G": DCGANGenerator(c.z_dim, res, ch, c.g_width),
             "D": DCGANDiscriminator(res, ch, c.d_width, norm=c.d_norm),

@@ -48,8 +48,8 @@ class GAN(AdversarialRecipe):
                    "steps": 3000},
     }
 
-    def build(self) -> nn.ModuleDict:
-        c, info = self.cfg, self.info
+    def build_nets(self, info) -> nn.ModuleDict:
+        c = self.cfg
         return nn.ModuleDict({
             "G": MLPGenerator(c.z_dim, info.shape, c.hidden, c.depth, tanh=info.kind == "image"),
             "D": MLPDiscriminator(info.shape, c.hidden, c.depth),
