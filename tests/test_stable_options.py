@@ -5,7 +5,8 @@ import torch
 
 from ganforge.api import load_data, make_config
 from ganforge.errors import GanforgeError
-from ganforge.recipes.adversarial import MinibatchHead, VBNGenerator, capture_features
+from ganforge.nn.options import MinibatchHead, VBNGenerator
+from ganforge.recipes.adversarial import capture_features
 from ganforge.recipes.base import StepContext
 from ganforge.training.trainer import Trainer
 
