@@ -15,7 +15,8 @@ from ganforge.data.images import digits_split
 from ganforge.errors import GanforgeError
 from ganforge.metrics import digits as dm
 from ganforge.metrics import stats
-from ganforge.metrics.evaluate import Evaluation, better, evaluate, evaluate_nets, parse_metrics
+from ganforge.metrics.evaluate import Evaluation, better, evaluate, parse_metrics
+from ganforge.metrics.periodic import evaluate_nets
 from ganforge.metrics.features import load_extractor
 from ganforge.metrics.sources import GeneratorSource, TensorSource, quantize
 from ganforge.registry import FEATURES
@@ -269,7 +270,7 @@ def test_inception_features_end_to_end_with_a_weights_file(tmp_path):
 
 
 def test_periodic_eval_tracks_the_best_and_resumes_it(run_dir):
-    from ganforge.metrics.evaluate import PeriodicEval
+    from ganforge.metrics.periodic import PeriodicEval
     g = ganforge.load(run_dir)
     hook = PeriodicEval(g.recipe, metric="fid", num=50)
     state = torch.get_rng_state()

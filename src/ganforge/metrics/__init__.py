@@ -17,9 +17,12 @@ __all__ = [
 
 def __getattr__(name):
     # lazy: `from ganforge.metrics import evaluate` without importing the data and run loaders up front
-    if name in ("evaluate", "evaluate_nets"):
-        from . import evaluate as module
-        return getattr(module, name)
+    if name == "evaluate":
+        from .evaluate import evaluate
+        return evaluate
+    if name == "evaluate_nets":
+        from .periodic import evaluate_nets
+        return evaluate_nets
     if name == "load_extractor":
         from .features import load_extractor
         return load_extractor

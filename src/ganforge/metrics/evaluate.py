@@ -18,16 +18,13 @@ recipe's untrained generator (uniform noise images for a folder source). FID is 
 numbers only at equal N, which is why the protocol records every count.
 
 Everything runs under torch.random.fork_rng with its own seeds: evaluating never moves the caller's RNG
-(periodic evaluation keeps training bit-identical on resume).
+(periodic evaluation, metrics/periodic.py, keeps training bit-identical on resume).
 """
 from __future__ import annotations
 
 import datetime
-import json
 import math
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import __version__
@@ -38,6 +35,7 @@ from . import digits as digits_mod
 from . import stats
 from .features import DigitsFeatures, load_extractor
 from .digits import joint_label
+from .report import write_result
 from .sources import QUANTIZE, FolderSource, GeneratorSource, NoiseSource, TensorSource, open_source, untrained_source
 
 METRICS = {
@@ -249,7 +247,7 @@ class Evaluation:
         metrics = metrics or self.metrics
         ref = self.reference_scan(seed)
         _check_counts(metrics, num, ref["num"], "--num")
-        with torch.random.fork_rng(devices=_cuda_devices(self.device)):
+        with torch.random.fork_rng(devices=cuda_devices(self.device)):
             torch.manual_seed(seed)   # recipes that draw internal noise (StyleGAN) become reproducible
             gen = _scan(source, num, self.batch_size, seed, self.extractor, self.need, self.classifier)
         return {"num": gen["num"], "metrics": _compute(metrics, gen, ref, {**self.ctx, "seed": seed})}
@@ -288,7 +286,8 @@ class Evaluation:
         return p
 
 
-def _cuda_devices(device: torch.device) -> list:
+def cuda_devices(device: torch.device) -> list:
+    """What torch.random.fork_rng must fork besides the CPU generator."""
     return [device] if device.type == "cuda" else []
 
 
@@ -364,12 +363,14 @@ def evaluate(source, ref: str | None = None, metrics=DEFAULT_METRICS, num: int |
         raise GanforgeError(f"split must be train or test, got {split!r}")
     metric_list = parse_metrics(metrics)
     dev = _device(device)
-    with torch.random.fork_rng(devices=_cuda_devices(dev)):
+    with torch.random.fork_rng(devices=cuda_devices(dev)):
         source_obj = open_source(source, dev)
         is_gen = isinstance(source_obj, GeneratorSource)
         ref = ref or (source_obj.info.spec if is_gen else "digits")
-        if isinstance(source_obj, FolderSource):
-            _match_folder_channels(source_obj, ref, split)
+        if isinstance(source_obj, FolderSource):      # a folder is read in the reference's channels
+            ref_data, ref_info = resolve(ref, split=split)
+            if ref_info.kind == "image":
+                source_obj.set_channels(int(ref_data.x.shape[1]))
         ev = Evaluation(kind=source_obj.kind, shape=source_obj.shape, ref=ref, split=split, metrics=metric_list,
                         features=features, weights=weights, batch_size=batch_size, device=dev, download=download,
                         ref_num=ref_num)
@@ -393,102 +394,5 @@ def evaluate(source, ref: str | None = None, metrics=DEFAULT_METRICS, num: int |
         result["notes"] = _notes(ev, r["num"], len(ev.ref_idx))
     result["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     if out is not False:
-        result["path"] = str(_write(result, source_obj, source, out))
+        result["path"] = str(write_result(result, source, out))
     return result
-
-
-def _match_folder_channels(folder: FolderSource, ref: str, split: str) -> None:
-    data, info = resolve(ref, split=split)
-    if info.kind == "image":
-        folder.set_channels(int(data.x.shape[1]))
-
-
-def _write(result: dict, source_obj, source, out) -> Path:
-    if out:
-        path = Path(out)
-    else:
-        base = Path(source)
-        if result["source"].get("kind") == "checkpoint":
-            base = base.parent.parent
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path, i = base / f"eval-{stamp}.json", 1
-        while path.exists():
-            path, i = base / f"eval-{stamp}-{i}.json", i + 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)           # JSON has no inf / nan
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    return x
-
-
-def evaluate_nets(recipe, G, info, *, ref: str | None = None, metrics=("fid",), num: int = DEFAULT_NUM,
-                  features: str | None = None, seed: int = 0, split: str = "test", batch_size: int | None = None,
-                  device=None, cache: dict | None = None, ref_num: int | None = None) -> dict:
-    """Evaluate a generator in memory (periodic evaluation during training): {"metrics": ..., "protocol": ...}.
-
-    `cache` (any dict kept by the caller) holds the extractor and the reference features between calls.
-    G's training flag is restored and the global RNG is untouched, so training continues exactly.
-    """
-    device = device or next(G.parameters()).device
-    source = GeneratorSource(recipe, G, info, {"kind": "nets", "recipe": recipe.name}, device=torch.device(device))
-    ref = ref or info.spec
-    key = (ref, split, tuple(parse_metrics(metrics)), features, batch_size, str(device), ref_num)
-    cache = {} if cache is None else cache
-    with torch.random.fork_rng(devices=_cuda_devices(torch.device(device))):
-        if key not in cache:
-            cache[key] = Evaluation(kind=source.kind, shape=source.shape, ref=ref, split=split, metrics=metrics,
-                                    features=features, batch_size=batch_size, device=device, ref_num=ref_num)
-        ev = cache[key]
-        ev.check_source(source, f"the {recipe.name} generator")
-        r = ev.run(source, num, seed)
-    return {"metrics": r["metrics"], "protocol": ev.protocol(r["num"], seed)}
-
-
-class PeriodicEval:
-    """The evaluation side of `eval_every=N`: the trainer calls it with its sampler G every N steps.
-
-    `__call__(G)` -> {"eval/<key>": value} (a metrics.jsonl row); `improved(row)` says whether `metric`
-    beat the best so far (then the trainer keeps that checkpoint as the best); `state_dict()` holds the
-    best value as a tensor so a resumed run keeps comparing against it. Reference features and the
-    extractor are computed once and reused.
-    """
-
-    def __init__(self, recipe, *, metric: str = "fid", num: int = DEFAULT_NUM, ref: str | None = None,
-                 features: str | None = None, seed: int = 0):
-        name = parse_metrics([metric])[0]
-        self.recipe, self.metric, self.num, self.ref, self.features, self.seed = recipe, name, num, ref, features, seed
-        # the key compared for "best": fid -> fid, pr -> recall, acc -> acc, modes -> modes, ...
-        self.key = {"pr": "recall", "dc": "coverage"}.get(name, name)
-        self.best: float | None = None
-        self._cache: dict = {}
-
-    def __call__(self, G) -> dict:
-        r = evaluate_nets(self.recipe, G, self.recipe.info, ref=self.ref, metrics=(self.metric,), num=self.num,
-                          features=self.features, seed=self.seed, cache=self._cache)
-        return {f"eval/{k}": v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
-
-    def improved(self, row: dict) -> bool:
-        value = row[f"eval/{self.key}"]
-        if better(self.key, value, self.best):
-            self.best = float(value)
-            return True
-        return False
-
-    def state_dict(self) -> dict:
-        return {"best": torch.tensor(math.nan if self.best is None else self.best, dtype=torch.float64)}
-
-    def load_state_dict(self, state: dict) -> None:
-        best = float(state["best"])
-        self.best = None if math.isnan(best) else best

@@ -1,7 +1,13 @@
-"""The table `ganforge eval` prints: protocol lines, then each number next to its floor and ceiling."""
+"""What `ganforge eval` leaves: the JSON result file, and the table it prints (protocol lines, then each number
+next to its floor and ceiling)."""
 from __future__ import annotations
 
+import datetime
+import json
 import math
+from pathlib import Path
+
+import numpy as np
 
 ORDER = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "acc", "modes", "kl",
          "high_quality", "reverse_kl")
@@ -67,3 +73,35 @@ def format_table(result: dict) -> str:
     if result.get("path"):
         lines.append(f"\nwritten: {result['path']}")
     return "\n".join(lines)
+
+
+def write_result(result: dict, source, out) -> Path:
+    """eval-<timestamp>.json next to the source (a run's folder for a checkpoint), or `out`; written atomically."""
+    if out:
+        path = Path(out)
+    else:
+        base = Path(source)
+        if result["source"].get("kind") == "checkpoint":
+            base = base.parent.parent
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path, i = base / f"eval-{stamp}.json", 1
+        while path.exists():
+            path, i = base / f"eval-{stamp}-{i}.json", i + 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(jsonable(result), indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def jsonable(x):
+    """JSON has no inf / nan or numpy scalars: as strings and Python numbers."""
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)           # JSON has no inf / nan
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return x

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, viz
-from ..metrics.evaluate import PeriodicEval
+from ..metrics.periodic import PeriodicEval
 from . import checkpoint, distributed
 
 
@@ -94,7 +94,7 @@ class Progress:
 
 
 class EvalEvery:
-    """eval_every=N: score the sampler every N steps (metrics.evaluate.PeriodicEval forks the RNG, so training
+    """eval_every=N: score the sampler every N steps (metrics.periodic.PeriodicEval forks the RNG, so training
     is unchanged), log the row, and keep checkpoints/best when the score improved."""
 
     def __init__(self, recipe, cfg):
