@@ -15,6 +15,7 @@ from ganforge.commands.interpolate import latent_walk, slerp
 from ganforge.commands.style_mix import copy_band, style_bands, style_mix_grid
 from ganforge.errors import GanforgeError
 from ganforge.models.stylegan import MappingNetwork
+from ganforge.recipes.base import lazy_correction
 from ganforge.nn.style import AdaIN, ModulatedConv2d
 from ganforge.recipes.base import StepContext
 from ganforge.regularizers import r1_penalty
@@ -111,10 +112,13 @@ def test_lazy_r1_phase_scales_the_penalty_and_corrects_adam():
     out = rec.r1_loss(nets, ctx(0, real))
     x = real.clone().requires_grad_(True)
     r1 = r1_penalty(nets["D"](x), x)
-    assert torch.allclose(out["r1"], r1) and torch.allclose(out["loss"], 4.0 / 2 * r1 * 16)
+    # the phase's loss is gamma/2 R1; the trainer counts it r1_every times (tests/test_trainer.py: lazy phases)
+    assert torch.allclose(out["r1"], r1) and torch.allclose(out["loss"] * phases["D_r1"].every, 4.0 / 2 * r1 * 16)
     opt = rec.optimizer("D", [torch.nn.Parameter(torch.zeros(1))])
+    lazy_correction(opt, phases["D_r1"].every)                 # what the trainer does to D's optimizer
     c = 16 / 17
     assert opt.defaults["lr"] == pytest.approx(2e-3 * c) and opt.defaults["betas"] == pytest.approx((0.0, 0.99 ** c))
+    assert opt.param_groups[0]["lr"] == pytest.approx(2e-3 * c)
     assert rec.optimizer("G", [torch.nn.Parameter(torch.zeros(1))]).defaults["lr"] == pytest.approx(2e-3)
     off, _, _ = make(r1_gamma=0.0)
     assert [p.name for p in off.phases(0)] == ["D", "G"]
@@ -125,7 +129,9 @@ def test_path_length_phase_shrinks_the_batch_and_tracks_its_mean():
     rec, nets, real = make(pl_weight=2.0, pl_every=4, pl_batch_shrink=4, pl_decay=0.5)
     phases = {p.name: p for p in rec.phases(0)}
     assert phases["G_pl"].every == 4 and phases["G_pl"].player == "G"
-    assert rec.optimizer("G", [torch.nn.Parameter(torch.zeros(1))]).defaults["lr"] == pytest.approx(2e-3 * 4 / 5)
+    opt = rec.optimizer("G", [torch.nn.Parameter(torch.zeros(1))])
+    lazy_correction(opt, phases["G_pl"].every)
+    assert opt.defaults["lr"] == pytest.approx(2e-3 * 4 / 5)
     sizes = []
     G = nets["G"]
     synth = G.synthesis
@@ -133,7 +139,7 @@ def test_path_length_phase_shrinks_the_batch_and_tracks_its_mean():
     out = rec.pl_loss(nets, ctx(0, real))
     assert sizes == [2]
     assert out["pl_mean"] > 0 and torch.allclose(rec.state_dict()["pl_mean"], out["pl_mean"])
-    assert torch.allclose(out["loss"], 2.0 * out["pl_penalty"] * 4)
+    assert torch.allclose(out["loss"] * phases["G_pl"].every, 2.0 * out["pl_penalty"] * 4)
     first = float(out["pl_mean"])
     rec.pl_loss(nets, ctx(0, real))
     assert float(rec.pl_mean) != first                      # a running mean with rate pl_decay

@@ -188,3 +188,18 @@ def test_eval_metric_and_num_choose_what_is_scored(tmp_path, tiny):
     assert "eval/recall" in ev and "eval/fid" not in ev
     best = json.loads((tmp_path / "pr" / "checkpoints" / "best" / "meta.json").read_text())
     assert best["eval"]["eval/recall"] == ev["eval/recall"]
+
+
+def test_lazy_phase_counts_every_times_and_corrects_its_players_optimizer(tmp_path):
+    """StyleGAN2's lazy regularization in one place: a phase run every k steps has its loss counted k times,
+    and its player's Adam runs at lr * c, betas ** c, c = k / (k + 1) (Counting's phase R: every=2, on D)."""
+    t = _counting_trainer(tmp_path)
+    c = 2 / 3
+    d, g = t.opts["D"].param_groups[0], t.opts["G"].param_groups[0]
+    assert d["lr"] == pytest.approx(2e-4 * c) and d["betas"] == pytest.approx((0.5 ** c, 0.999 ** c))
+    assert d["initial_lr"] == pytest.approx(2e-4 * c)          # the lr schedule scales the corrected lr
+    assert g["lr"] == pytest.approx(2e-4) and tuple(g["betas"]) == (0.5, 0.999)
+    t.recipe.phases = lambda step: [Phase("R", "D", lambda nets, ctx: {"loss": nets["D"](torch.ones(1, 1)).sum()},
+                                          every=2)]
+    t.train_step()
+    assert t.nets["D"].weight.grad.item() == 2.0 and t.nets["D"].bias.grad.item() == 2.0   # d/dw (w + b) x 2

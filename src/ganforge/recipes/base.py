@@ -25,9 +25,21 @@ class Phase:
     name: str                      # log prefix: "D", "G", "D_r1", ...
     player: str                    # key of Recipe.players: whose parameters this phase updates
     loss: Callable[[Nets, "StepContext"], dict[str, Tensor]]   # returns {"loss": scalar, ...logs}
-    every: int = 1                 # run when step % every == 0 (lazy regularization)
+    every: int = 1                 # run when step % every == 0: lazy regularization (lazy_correction)
     repeat: int = 1                # consecutive updates on fresh batches (k of Goodfellow's Algorithm 1)
     after_update: Callable[[Nets], None] | None = None         # e.g. WGAN weight clipping
+
+
+def lazy_correction(opt: torch.optim.Optimizer, every: int) -> None:
+    """StyleGAN2's lazy regularization (Karras et al. 2020, arXiv:1912.04958, §3.1, and its reference code's
+    rule): a phase run every k steps stands for k steps, so the trainer multiplies its loss by k, and its
+    player's optimizer runs at lr * c with Adam's betas ** c, c = k / (k + 1), so that the moments and the
+    step size per image match an optimizer that saw the regularizer at every step."""
+    c = every / (every + 1)
+    for group in [*opt.param_groups, opt.defaults]:
+        group["lr"] = group["lr"] * c
+        if "betas" in group:
+            group["betas"] = tuple(b ** c for b in group["betas"])
 
 
 class StepContext:

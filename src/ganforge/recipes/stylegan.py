@@ -7,8 +7,8 @@ modulated/demodulated convs (StyleGAN2 eq. 1-3), per-layer noise (models/stylega
 - style mixing regularization (StyleGAN §3.1): with probability 0.9 per minibatch, two latents and a
   crossover layer drawn uniformly;
 - lazy R1 (Mescheder et al. 2018, arXiv:1801.04406, eq. 9; StyleGAN2 §3.1): every `r1_every` steps
-  (gamma / 2) E ||grad D(real)||^2, scaled by r1_every so its weight per image is unchanged, and D's Adam lr
-  and betas adjusted by c = every / (every + 1) (lr c, beta^c) as the reference code does;
+  (gamma / 2) E ||grad D(real)||^2 as a Phase with every=r1_every; the trainer scales it by r1_every and
+  D's Adam lr and betas by c = every / (every + 1) (recipes.base.lazy_correction, the reference code's rule);
 - optional path length regularization (StyleGAN2 §3.2 eq. 4), lazily every `pl_every` steps on a batch
   shrunk by `pl_batch_shrink`, weight `pl_weight` (paper: 2), its running mean `a` kept in recipe state;
 - w_avg tracked (beta 0.995) for the truncation trick w' = w_avg + psi (w - w_avg) (StyleGAN App. B):
@@ -81,11 +81,6 @@ class StyleGANConfig(RecipeConfig):
                                 f"{self.mbstd_group} (minibatch stddev groups); change one of them")
 
 
-def lazy_ratio(every: int) -> float:
-    """c = every / (every + 1): StyleGAN2's correction of Adam's lr and betas for a lazily regularized player."""
-    return every / (every + 1) if every > 1 else 1.0
-
-
 @RECIPES.register("stylegan")
 class StyleGAN(Recipe):
     name = "stylegan"
@@ -122,15 +117,6 @@ class StyleGAN(Recipe):
         return G(z, truncation=truncation, noise="const")
 
     # -- training -------------------------------------------------------------------------------------------
-    def optimizer(self, player: str, params) -> torch.optim.Optimizer:
-        c = self.cfg
-        every = c.r1_every if player == "D" and c.r1_gamma > 0 else (
-            c.pl_every if player == "G" and c.pl_weight > 0 else 1)
-        ratio = lazy_ratio(every)
-        if c.optimizer != "adam" or ratio == 1.0:
-            return super().optimizer(player, params)
-        return torch.optim.Adam(params, lr=self.lr(player) * ratio, betas=tuple(b ** ratio for b in c.betas[:2]))
-
     def phases(self, step: int) -> list[Phase]:
         c = self.cfg
         out = [Phase("D", "D", self.d_loss)]
@@ -168,8 +154,8 @@ class StyleGAN(Recipe):
         real = ctx.real.detach().float().requires_grad_(True)
         with torch.autocast(ctx.device.type, enabled=False):   # a double backward in full precision
             r1 = r1_penalty(nets["D"](real), real)
-        # x every: one lazy step carries the penalty of the r1_every steps it stands for (StyleGAN2 §3.1)
-        return {"loss": c.r1_gamma / 2 * r1 * c.r1_every, "r1": r1.detach()}
+        # lazy: the trainer counts this phase r1_every times (Phase.every, recipes.base.lazy_correction)
+        return {"loss": c.r1_gamma / 2 * r1, "r1": r1.detach()}
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         G = nets["G"]
@@ -189,7 +175,7 @@ class StyleGAN(Recipe):
         with torch.autocast(ctx.device.type, enabled=False):
             fake = G.synthesis(ws.float())
             penalty, self.pl_mean = path_length_penalty(fake, ws, self.pl_mean.to(ctx.device), c.pl_decay)
-        return {"loss": c.pl_weight * penalty * c.pl_every, "pl_penalty": penalty.detach(),
+        return {"loss": c.pl_weight * penalty, "pl_penalty": penalty.detach(),
                 "pl_mean": self.pl_mean.detach()}
 
     # -- recipe state: the path length target a, for an exact resume ----------------------------------------

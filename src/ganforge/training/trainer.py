@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..recipes.base import Recipe, StepContext, lr_factor
+from ..recipes.base import Recipe, StepContext, lazy_correction, lr_factor
 from ..precision import guard_convs
 from . import checkpoint, distributed, hardware
 from .hardware import fused_optimizer, is_image_conv, pick_device
@@ -70,7 +70,10 @@ class Trainer:
         self.ema = EMA(self.nets[recipe.ema], cfg.ema_decay) if recipe.ema and cfg.ema_decay > 0 else None
         self.opts = {p: fused_optimizer(recipe.optimizer(p, [q for n in nets for q in self.nets[n].parameters()]))
                      for p, nets in recipe.players.items()}
-        for opt in self.opts.values():     # the schedule scales each group's own lr (StyleGAN's lazy ratio too)
+        lazy = {ph.player: ph.every for ph in recipe.phases(0) if ph.every > 1}   # one lazy phase per player
+        for player, every in lazy.items():
+            lazy_correction(self.opts[player], every)
+        for opt in self.opts.values():     # the schedule scales each group's own lr (the lazy-corrected one)
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
         fp16 = self.precision == "fp16"
@@ -251,7 +254,8 @@ class Trainer:
                         out = phase.loss(self.phase_nets, ctx)
                     opt.zero_grad(set_to_none=True)
                     # only the player's weights get gradients; the other nets' graphs are only passed through
-                    scaler.scale(out["loss"].float()).backward(
+                    loss = out["loss"].float() * phase.every if phase.every > 1 else out["loss"].float()
+                    scaler.scale(loss).backward(
                         inputs=[q for q in self.params[phase.player] if q.requires_grad])
                 self.replicas.finish(names)      # average gradients over processes (torchrun)
                 scaler.step(opt)
