@@ -102,6 +102,27 @@ def _destroy() -> None:
         dist.destroy_process_group()
 
 
+def local_state(batches) -> dict:
+    """This process's data position and RNG states: what a checkpoint keeps for each rank."""
+    return {"batches": batches.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+
+def restore_local(state: dict, rank: int, seed: int, batches) -> None:
+    """Restore this rank's part of a checkpoint (rank 0's at the top level, the others' in `ranks`). A rank
+    the checkpoint did not have (resumed with more processes) starts a fresh stream of its own."""
+    others = state.get("ranks", [])
+    mine = state if rank == 0 else (others[rank - 1] if rank - 1 < len(others) else None)
+    if mine is None:
+        mine = {"batches": state["batches"], "rng": {"torch": torch.Generator().manual_seed(
+            seed + 1_000_003 * rank + int(state["step"])).get_state(), "cuda": []}}
+    batches.load_state_dict(mine["batches"])
+    torch.set_rng_state(mine["rng"]["torch"])
+    if mine["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(mine["rng"]["cuda"])
+
+
 def barrier(env: DistEnv) -> None:
     if env.enabled:
         dist.barrier()

@@ -165,15 +165,10 @@ class Trainer:
             w.update(checkpoint.flatten({self.recipe.ema: self.ema.net}, prefix="ema."))
         return w
 
-    def _local_state(self) -> dict:
-        return {"batches": self.batches.state_dict(),
-                "rng": {"torch": torch.get_rng_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
-
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0; under torchrun every rank must call it: it gathers their RNG/data state)."""
         self._release_others()
-        ranks = distributed.gather_state(self._local_state(), self.dist)
+        ranks = distributed.gather_state(distributed.local_state(self.batches), self.dist)
         path = None
         if self.dist.is_main:
             state = {"step": self.step, "images": self.images,
@@ -202,15 +197,7 @@ class Trainer:
         self.recipe.load_state_dict(state["recipe"])
         if self.evaluate is not None and state.get("eval"):
             self.evaluate.periodic.load_state_dict(state["eval"])
-        r, others = self.dist.rank, state.get("ranks", [])
-        mine = state if r == 0 else (others[r - 1] if r - 1 < len(others) else None)
-        if mine is None:      # resumed with more processes than saved it: a fresh stream for the new rank
-            mine = {"batches": state["batches"], "rng": {"torch": torch.Generator().manual_seed(
-                self.cfg.seed + 1_000_003 * r + int(state["step"])).get_state(), "cuda": []}}
-        self.batches.load_state_dict(mine["batches"])
-        torch.set_rng_state(mine["rng"]["torch"])
-        if mine["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(mine["rng"]["cuda"])
+        distributed.restore_local(state, self.dist.rank, self.cfg.seed, self.batches)
         self.step, self.images = int(state["step"]), int(state["images"])
 
     # -- one iteration -------------------------------------------------------------------------------------
