@@ -43,3 +43,29 @@ def test_yaml_roundtrip(tmp_path):
         load_yaml(tmp_path / "bad.yaml")
     with pytest.raises(GanforgeError, match="does not exist"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_the_trainer_reads_training_settings_from_train_config_only():
+    """TrainConfig holds what the trainer owns; of the recipe's knobs it reads only the optimisation schedule
+    it applies to every family (lr decay, EMA). Checked on trainer.py's source: every `cfg.X` it reads."""
+    import ast
+    from pathlib import Path
+
+    from ganforge.config import TrainConfig, train_keys
+    from ganforge.recipes.base import RecipeConfig
+
+    src = Path(__file__).resolve().parents[1] / "src" / "ganforge" / "training" / "trainer.py"
+    read = {n.attr for n in ast.walk(ast.parse(src.read_text()))
+            if isinstance(n, ast.Attribute) and isinstance(n.value, (ast.Name, ast.Attribute))
+            and (getattr(n.value, "id", None) == "cfg" or getattr(n.value, "attr", None) == "cfg")}
+    assert read and read - train_keys() <= {"lr_decay_start", "ema_decay"}, read - train_keys()
+    assert issubclass(RecipeConfig, TrainConfig) and "steps" in train_keys() and "g_lr" not in train_keys()
+
+
+def test_list_keys_shows_the_recipe_knobs_apart_from_the_training_settings(capsys):
+    from ganforge.cli import main
+
+    assert main(["list", "--keys", "dcgan"]) == 0
+    out = capsys.readouterr().out
+    knobs, training = out.split("training (every recipe):")
+    assert "g_width = 64" in knobs and "  steps =" not in knobs and "steps = 1500" in training and "g_lr" not in training

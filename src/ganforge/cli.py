@@ -10,7 +10,7 @@ import ganforge.data  # noqa: F401  (registers the data specs)
 from . import commands
 from .api import list_recipes, load, make_config, resume, train
 from .commands import out_file
-from .config import choices, field_types, load_yaml, parse_overrides, to_dict
+from .config import choices, field_types, load_yaml, parse_overrides, to_dict, train_keys
 from .errors import GanforgeError
 from .recipes.base import RecipeConfig, TextConditional
 from .registry import DATASETS
@@ -136,8 +136,12 @@ def _sample(a) -> int:
 def _list(a) -> int:
     if a.keys:
         cls, cfg = make_config(a.keys)
-        for k, v in to_dict(cfg).items():
-            print(f"{k} = {v}")
+        keys = to_dict(cfg)
+        for title, names in ((f"{a.keys} (the paper's knobs):", [k for k in keys if k not in train_keys()]),
+                             ("training (every recipe):", [k for k in keys if k in train_keys()])):
+            print(title)
+            for k in names:
+                print(f"  {k} = {keys[k]}")
         return 0
     print("recipes:")
     for name, r in list_recipes().items():

@@ -1,13 +1,16 @@
-"""Recipe configs: dataclass <-> dict/JSON/YAML, `key=value` overrides with type checks.
+"""Configs: the trainer's settings (TrainConfig), dataclass <-> dict/JSON/YAML, `key=value` overrides with
+type checks.
 
-One flat dataclass per recipe (training fields live in the shared base, the paper's knobs in the recipe's
-subclass), so every key has one name and one type, and a typo is caught with the closest valid name.
+A recipe's config is one flat dataclass: TrainConfig's fields (how to train: data, steps, intervals, device,
+precision, threads, evaluation), then recipes.base.RecipeConfig's shared knobs, then the recipe's own
+(its paper's). Every key has one name and one type, and a typo is caught with the closest valid name.
 """
 from __future__ import annotations
 
 import dataclasses
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +134,50 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def to_dict(cfg) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+@dataclass
+class TrainConfig:
+    """How to train, whatever the family: data, length, intervals and the machine settings the trainer owns
+    (device, precision, threads, compile, sync_bn; training/hardware.py decides `auto`)."""
+    data: str = "digits"              # data spec (`ganforge list` shows them)
+    resolution: int = 0               # image side in pixels; 0 = the recipe's default for the data
+    channels: int = 0                 # 1 or 3; 0 = the data's own
+    steps: int = 2000                 # generator updates (trainer iterations)
+    batch_size: int = 64
+    seed: int = 0
+    device: str = choice("auto", "cpu", "cuda")
+    precision: str = choice("auto", "fp32", "bf16", "fp16")   # autocast dtype; auto: docs/performance.md
+    threads: int = 0                  # CPU threads; 0 = OMP_NUM_THREADS or this process's share of its cores
+    compile: bool = False             # torch.compile the nets the phases call (opt-in; pays off on GPUs)
+    sync_bn: bool = False             # under torchrun: BatchNorm statistics over all processes
+    sample_every: int = 500           # steps between fixed-noise sample grids
+    checkpoint_every: int = 1000      # steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 3         # newest step-NNNNNN folders kept (latest and best always); 0 = keep all
+    log_every: int = 50               # steps between metrics.jsonl rows
+    num_samples: int = 64             # images in a sample grid (point data: at least 2,000 in its scatter)
+    skip_bad: bool = False            # skip unreadable images (named in summary.json) instead of failing
+    download: bool = False            # allow downloading data sets named by mnist:/cifar10: specs
+    eval_every: int = 0               # steps between evaluations during training (keeps checkpoints/best); 0 = off
+    eval_metric: str = "fid"          # the metric that decides "best" (fid, kid, pr, is, acc, modes ...)
+    eval_num: int = 1000              # generated samples per evaluation
+
+    def check(self) -> None:
+        check_choices(self)          # every choice() field, here and in the recipe's config
+        for key in ("threads", "eval_every", "keep_checkpoints", "resolution"):   # 0 means auto / off / all
+            if getattr(self, key) < 0:
+                raise GanforgeError(f"config key {key!r} must be >= 0 ({ZERO[key]}); got {getattr(self, key)}")
+        if self.channels not in (0, 1, 3):
+            raise GanforgeError(f"config key 'channels' must be 0 (the data's own), 1 or 3; got {self.channels}")
+        for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "num_samples", "eval_num"):
+            if getattr(self, key) < 1:
+                raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
+
+
+ZERO = {"threads": "0 = every core this process may use", "eval_every": "0 = off",
+        "keep_checkpoints": "0 keeps every checkpoint", "resolution": "0 = the recipe's default for the data"}
+
+
+def train_keys() -> set[str]:
+    """The keys of TrainConfig: `ganforge list --keys` shows them apart from the recipe's."""
+    return {f.name for f in dataclasses.fields(TrainConfig)}

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from ..config import check_choices, choice
+from ..config import TrainConfig, choice
 from ..data import resolve
 from ..data.base import Domain
 from ..errors import GanforgeError
@@ -72,17 +72,9 @@ class StepContext:
 
 
 @dataclass
-class RecipeConfig:
-    """Training fields shared by every recipe; a recipe subclasses it with its paper's knobs and defaults."""
-    data: str = "digits"              # data spec (`ganforge list` shows them)
-    resolution: int = 0               # image side in pixels; 0 = the recipe's default for the data
-    channels: int = 0                 # 1 or 3; 0 = the data's own
-    steps: int = 2000                 # generator updates (trainer iterations)
-    batch_size: int = 64
-    seed: int = 0
-    device: str = choice("auto", "cpu", "cuda")
-    precision: str = choice("auto", "fp32", "bf16", "fp16")   # autocast dtype; auto: docs/performance.md
-    threads: int = 0                  # CPU threads; 0 = OMP_NUM_THREADS or this process's share of its cores
+class RecipeConfig(TrainConfig):
+    """A recipe's config: the trainer's settings (config.TrainConfig) and the knobs every family's paper sets;
+    a recipe subclasses it with its own knobs and defaults. One flat set of keys (config.json, key=value)."""
     z_dim: int = 100                  # latent size
     optimizer: str = choice("adam", "sgd", "rmsprop")
     g_lr: float = 2e-4
@@ -92,40 +84,11 @@ class RecipeConfig:
     lr_decay_start: float = 1.0       # fraction of steps after which every lr decays linearly to 0; 1 = constant
     ema_decay: float = 0.0            # EMA of G's weights per G update; 0 = off (e.g. 0.999)
     label_smoothing: float = 0.0      # one-sided: real target 1 - s (Salimans 2016 §3.4)
-    sample_every: int = 500           # steps between fixed-noise sample grids
-    checkpoint_every: int = 1000      # steps between checkpoints (one is always written at the end)
-    keep_checkpoints: int = 3         # newest step-NNNNNN folders kept (latest and best always); 0 = keep all
-    log_every: int = 50               # steps between metrics.jsonl rows
-    num_samples: int = 64             # images in a sample grid (point data: at least 2,000 in its scatter)
-    skip_bad: bool = False            # skip unreadable images (counted) instead of failing
-    download: bool = False            # allow downloading data sets named by mnist:/cifar10: specs
-    eval_every: int = 0               # steps between evaluations during training (keeps checkpoints/best); 0 = off
-    eval_metric: str = "fid"          # the metric that decides "best" (fid, kid, pr, is, acc, modes ...)
-    eval_num: int = 1000              # generated samples per evaluation
-    compile: bool = False             # torch.compile the nets the phases call (opt-in; pays off on GPUs)
-    sync_bn: bool = False             # under torchrun: BatchNorm statistics over all processes
 
     def check(self) -> None:
-        check_choices(self)          # every choice() field, in this class and the recipe's
+        super().check()
         if not 0 <= self.lr_decay_start <= 1:
             raise GanforgeError(f"config key 'lr_decay_start' must be in [0, 1]; got {self.lr_decay_start}")
-        if self.threads < 0:
-            raise GanforgeError(f"config key 'threads' must be >= 0 (0 = every core this process may use); "
-                                f"got {self.threads}")
-        if self.eval_every < 0:
-            raise GanforgeError(f"config key 'eval_every' must be >= 0; got {self.eval_every}")
-        if self.keep_checkpoints < 0:
-            raise GanforgeError(f"config key 'keep_checkpoints' must be >= 0 (0 keeps every checkpoint); "
-                                f"got {self.keep_checkpoints}")
-        # caught here, before the data is loaded: a negative size otherwise fails deep inside the resize
-        if self.resolution < 0:
-            raise GanforgeError(f"config key 'resolution' must be >= 0 (0 = the recipe's default for the data); "
-                                f"got {self.resolution}")
-        if self.channels not in (0, 1, 3):
-            raise GanforgeError(f"config key 'channels' must be 0 (the data's own), 1 or 3; got {self.channels}")
-        for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "num_samples", "eval_num"):
-            if getattr(self, key) < 1:
-                raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
 
 
 def lr_factor(step: int, steps: int, decay_start: float) -> float:
