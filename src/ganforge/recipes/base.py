@@ -6,7 +6,7 @@ update (Goodfellow 2014, Algorithm 1; WGAN's n_critic) and `every` gives lazy re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch

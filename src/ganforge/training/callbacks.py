@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 
 from .. import __version__, viz
+from ..viz import write_samples
+from ..errors import Diverged, GanforgeError
 from ..metrics.periodic import PeriodicEval
 from . import checkpoint, distributed
 
@@ -42,6 +44,12 @@ class RunLog:
 
 def finite(row: dict) -> list[str]:
     return [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+
+
+def check_finite(row: dict, step: int) -> None:
+    bad = finite(row)
+    if bad:
+        raise Diverged(step, ", ".join(bad))
 
 
 class Meter:
@@ -112,3 +120,39 @@ class EvalEvery:
         if self.periodic.improved(row):
             meta = {"recipe": self.recipe.name, "ganforge_version": __version__, "eval": row}
             checkpoint.save_best(run_dir, step, checkpoint.flatten({self.recipe.sampler: G}), meta)
+
+
+def diverged(e: Diverged, run_dir: Path) -> GanforgeError:
+    """The one message for a NaN/inf: what went, the checkpoint that is still good (only one that exists: a run
+    can diverge before its first), and what to change."""
+    try:
+        kept = f"the last good checkpoint is {checkpoint.latest(run_dir)}"
+    except GanforgeError:
+        kept = "no checkpoint was written before it (the same `ganforge train` command starts it again)"
+    return GanforgeError(f"{e}; {kept}; lower the learning rates (g_lr/d_lr) or try loss=hinge / gp_weight / "
+                         f"r1_gamma")
+
+
+def finish(summary: dict, log: RunLog | None, run_dir: Path, rank: int) -> dict:
+    """fit()'s summary: rank 0 adds its loss plot, checkpoint and last log row and writes summary.json; the
+    other ranks of a torchrun job return theirs without files."""
+    if log is None:
+        return {**summary, "rank": rank, "loss_plot": None, "checkpoint": None, "last_log": {}}
+    plot = log.plot()
+    summary.update({"loss_plot": str(plot) if plot else None, "checkpoint": str(checkpoint.latest(run_dir)),
+                    "last_log": log.history[-1] if log.history else {}})
+    checkpoint.write_json_atomic(run_dir / "summary.json", summary)
+    return summary
+
+
+@torch.no_grad()
+def sample_grid(recipe, G: torch.nn.Module, nets, fixed: tuple, real, run_dir: Path, step: int) -> Path:
+    """samples/step-NNNNNN: the sampler on the fixed inputs (in eval mode: BatchNorm uses running statistics, and
+    sampling changes no state, so a resume stays exact), then the recipe's own pictures under plots/."""
+    was = G.training
+    x = recipe.generate(G.eval(), *fixed)
+    G.train(was)
+    path = run_dir / "samples" / f"step-{step:06d}{sample_suffix(recipe.info.kind)}"
+    write_samples(x.float(), recipe.info, path, real=real)
+    recipe.on_sample_step(nets, run_dir / "plots", step)
+    return path

@@ -25,7 +25,6 @@ from typing import Any, Iterable
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -100,6 +99,25 @@ def setup(device: torch.device) -> tuple[DistEnv, torch.device]:
 def _destroy() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+class Gate:
+    """The order of first writes under torchrun. api.train/resume check the run directory, build the Trainer,
+    then write config.json on every rank. Barrier 1 (here): every rank has checked before rank 0 writes.
+    Barrier 2 (the other ranks here, rank 0 at its first step, save or fit: `release`): the other ranks'
+    identical writes come after rank 0's, never racing it."""
+
+    def __init__(self, env: DistEnv):
+        self.env = env
+        barrier(env)
+        self.holding = env.enabled and env.is_main
+        if env.enabled and not env.is_main:
+            barrier(env)
+
+    def release(self) -> None:
+        if self.holding:
+            self.holding = False
+            barrier(self.env)
 
 
 def local_state(batches) -> dict:

@@ -7,8 +7,10 @@ machine computes the same bits, and a resumed run continues them exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ from torch import nn
 
 from ..data.base import Data
 from ..errors import GanforgeError
+from ..precision import guard_convs
+from . import distributed
 
 # torch's own intra-op default (its count of physical cores), read before any Trainer changes it
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
@@ -207,6 +211,22 @@ class Choices:
             out.precision, out.precision_reason = saved["precision"], "auto, kept from the resumed checkpoint"
         return out
 
+    def autocast(self):
+        """The autocast context of this run's precision (a no-op for fp32)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def scalers(self, players) -> dict:
+        """One GradScaler per player, live only for fp16 (Micikevicius et al. 2018, arXiv:1710.03740)."""
+        return {p: torch.amp.GradScaler("cuda", enabled=self.precision == "fp16") for p in players}
+
+    def describe(self) -> dict:
+        return {"device": str(self.device), "precision": self.precision, "precision_reason": self.precision_reason,
+                "channels_last": self.channels_last, "threads": self.threads, "threads_reason": self.threads_reason,
+                "compile": self.compiled}
+
     def apply(self) -> None:
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
@@ -218,6 +238,15 @@ class Choices:
                 f"({self.precision_reason}){', channels_last' if self.channels_last else ''}"
                 f"{', torch.compile' if self.compiled else ''}")
 
+    def announce(self, name: str, batch_size: int, world: int, sync_bn: bool) -> None:
+        n = batch_size * world
+        batch = (f"effective batch size {n} = {batch_size} per process x {world} processes"
+                 + (" (SyncBatchNorm)" if sync_bn else "") if world > 1 else f"effective batch size {n}")
+        print(f"{name}: {self.line()}; {batch}", flush=True)
+        note = busy_note(self.threads)
+        if note:
+            print(note, flush=True)
+
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -228,6 +257,40 @@ def choose(cfg, device: torch.device, nets: nn.ModuleDict, threads: tuple[int | 
     precision, precision_why = pick_precision(cfg.precision, device, any(is_conv(n) for n in nets.values()))
     return Choices(device, precision, precision_why, threads, threads_why,
                    channels_last=any(is_image_conv(n) for n in nets.values()), compiled=cfg.compile)
+
+
+def prepare(nets: nn.ModuleDict, how: Choices, sync: bool) -> None:
+    """The nets as this run computes with them, changed in place: under CPU bf16 a conv whose taps meet only
+    padding runs fp32 (precision.guard_convs: an oneDNN AMX defect), BatchNorm is synchronized over the
+    processes when `sync` (torchrun, sync_bn=true), 2-D conv nets are channels_last (the layout oneDNN and
+    tensor cores compute in: no per-layer reorders), and cuDNN times its algorithms once (fixed shapes)."""
+    guard(nets, how)
+    if sync:
+        for name in list(nets):
+            nets[name] = distributed.sync_batchnorm(nets[name], how.device)
+    for net in nets.values():
+        if is_image_conv(net):
+            net.to(memory_format=torch.channels_last)
+    if how.device.type == "cuda":
+        torch.backends.cudnn.benchmark = how.channels_last
+
+
+def guard(nets: nn.ModuleDict, how: Choices) -> None:
+    if how.precision == "bf16" and how.device.type == "cpu":
+        for net in nets.values():
+            guard_convs(net)
+
+
+def resume(how: Choices, saved: dict, cfg, say: bool) -> tuple[Choices, list[str]]:
+    """The choices a resume runs with (Choices.reuse, applied) and what still differs from the checkpoint's
+    record (another machine, another torch), said in one line when `say` (rank 0)."""
+    new = how.reuse(saved, cfg.threads, cfg.precision)
+    new.apply()
+    differs = differences(saved, new.record())
+    if differs and say:
+        print(f"ganforge: note: this resume is not bit-identical to an uninterrupted run "
+              f"({'; '.join(differs)}, checkpoint -> now)", file=sys.stderr, flush=True)
+    return new, differs
 
 
 def differences(saved: dict, now: dict) -> list[str]:

@@ -6,20 +6,13 @@ optimizer; `repeat` draws a fresh batch for every update, `every` skips steps (l
 All randomness flows from the global torch RNG (saved in checkpoints) or from explicit seeded generators
 (fixed sample noise, data order), so a resumed run is bit-identical to an uninterrupted one on CPU.
 
-Speed (docs/performance.md; the choices are made in hardware.py): precision=auto picks bf16 autocast where
-it measurably pays (conv nets on CPUs with AVX512-BF16/AMX, GPUs with bf16) and fp16 with a gradient scaler on
-older GPUs (Micikevicius et al. 2018, arXiv:1710.03740); what stays fp32 is precision.py's rule; conv nets and
-image batches are channels_last; Adam/AdamW/SGD run fused; `compile=true` wraps the nets in torch.compile.
-Every choice that changes the numbers (threads, precision, layout, compile) is recorded in each checkpoint's
-meta.json and reused on resume; a resume that cannot reuse it says what differs.
-Under torchrun every process trains on its own data shard and DDP averages each player's gradients
-(distributed.py); only rank 0 writes.
+How it computes (precision, threads, layout, fused optimizers, compile) is hardware.py's choice, recorded in
+every checkpoint and reused on resume; what stays fp32 under autocast is precision.py's rule. Under torchrun
+every process trains its own data shard and DDP averages each player's gradients; only rank 0 writes.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -27,12 +20,10 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..recipes.base import Recipe, StepContext, lazy_correction, lr_factor
-from ..precision import guard_convs
-from . import checkpoint, distributed, hardware
-from .hardware import fused_optimizer, is_image_conv, pick_device
-from ..viz import write_samples
-from .callbacks import EvalEvery, Meter, Progress, RunLog, finite, sample_suffix
+from ..recipes.base import Recipe, StepContext
+from . import checkpoint, distributed, hardware, optim
+from .hardware import pick_device
+from .callbacks import EvalEvery, Meter, Progress, RunLog, check_finite, diverged, finish, sample_grid
 from .ema import EMA
 from ..errors import Diverged, GanforgeError
 from ..data.base import Batches, Data
@@ -50,15 +41,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)        # the same on every rank: identical initial weights
         self.nets = recipe.build().to(self.device)
         self.how = hardware.choose(cfg, self.device, self.nets, threads)   # recorded in every checkpoint
-        self._guard_convs()
         self.sync_bn = cfg.sync_bn and self.dist.enabled
-        if self.sync_bn:
-            for name in list(self.nets):
-                self.nets[name] = distributed.sync_batchnorm(self.nets[name], self.device)
-        # channels_last: the layout oneDNN and tensor cores run convolutions in, so no per-layer reorders
-        for name, net in self.nets.items():
-            if is_image_conv(net):
-                net.to(memory_format=torch.channels_last)
+        hardware.prepare(self.nets, self.how, self.sync_bn)
         # Every player's nets keep requires_grad on, and each phase's backward computes gradients for its
         # player's weights only (backward(inputs=...)): the others' weight gradients are never computed, as
         # with requires_grad toggling, but a graph built in one phase can serve the next (the G step may
@@ -68,18 +52,9 @@ class Trainer:
             net.requires_grad_(name in trainable)
         self.params = {p: [q for n in names for q in self.nets[n].parameters()] for p, names in recipe.players.items()}
         self.ema = EMA(self.nets[recipe.ema], cfg.ema_decay) if recipe.ema and cfg.ema_decay > 0 else None
-        self.opts = {p: fused_optimizer(recipe.optimizer(p, [q for n in nets for q in self.nets[n].parameters()]))
-                     for p, nets in recipe.players.items()}
-        lazy = {ph.player: ph.every for ph in recipe.phases(0) if ph.every > 1}   # one lazy phase per player
-        for player, every in lazy.items():
-            lazy_correction(self.opts[player], every)
-        for opt in self.opts.values():     # the schedule scales each group's own lr (the lazy-corrected one)
-            for group in opt.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        fp16 = self.precision == "fp16"
-        self.scalers = {p: torch.amp.GradScaler("cuda", enabled=fp16) for p in recipe.players}
+        self.opts = optim.build(recipe, self.nets)
+        self.scalers = self.how.scalers(recipe.players)
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = self.channels_last   # fixed shapes: let cuDNN time its algorithms once
             data = hardware.data_on_device(data, self.device)
         self.batches = Batches(data, cfg.batch_size, cfg.seed, self.device, self.dist.rank, self.dist.world_size)
         self.data = data
@@ -97,44 +72,21 @@ class Trainer:
         self.fixed_z = recipe.sample_inputs(cfg.num_samples, generator=g).to(self.device)
         labels = recipe.sample_labels(cfg.num_samples)
         self.fixed_labels = labels.to(self.device) if labels is not None else None
-        # api.train/resume check the run directory, build the Trainer, then write config.json on every rank.
-        # Barrier 1: every rank has checked before rank 0 writes. Barrier 2 (the other ranks here, rank 0 when
-        # it first trains or saves): the other ranks' identical writes come after rank 0's, never racing it
-        distributed.barrier(self.dist)
-        self._hold_others = self.dist.enabled and self.dist.is_main
-        if self.dist.enabled and not self.dist.is_main:
-            distributed.barrier(self.dist)
-
-    def _guard_convs(self) -> None:
-        if self.precision == "bf16" and self.device.type == "cpu":
-            for net in self.nets.values():
-                guard_convs(net)           # oneDNN's AMX defect on padding-only taps (precision.py)
+        self.gate = distributed.Gate(self.dist)   # rank 0 writes the run files first (torchrun)
 
     def _reuse_numerics(self, saved: dict | None) -> None:
-        """A resume runs with its checkpoint's automatic choices (hardware.Choices.reuse); what still differs
-        (another machine, another torch) is said in one line and recorded in summary.json."""
+        """A resume runs with its checkpoint's automatic choices (thread count, precision=auto's pick)."""
         if not saved:
             return
-        how = self.how.reuse(saved, self.cfg.threads, self.cfg.precision)
+        how, self.resume_differs = hardware.resume(self.how, saved, self.cfg, self.dist.is_main)
         if how.precision != self.how.precision:
-            self.scalers = {p: torch.amp.GradScaler("cuda", enabled=how.precision == "fp16")
-                            for p in self.recipe.players}
+            self.scalers = how.scalers(self.recipe.players)
         self.how = how
-        how.apply()
-        self._guard_convs()
-        self.resume_differs = hardware.differences(saved, how.record())
-        if self.resume_differs and self.dist.is_main:
-            print(f"ganforge: note: this resume is not bit-identical to an uninterrupted run "
-                  f"({'; '.join(self.resume_differs)}, checkpoint -> now)", file=sys.stderr, flush=True)
+        hardware.guard(self.nets, how)
 
     precision = property(lambda self: self.how.precision)
     channels_last = property(lambda self: self.how.channels_last)
     compiled = property(lambda self: self.how.compiled)
-
-    def _release_others(self) -> None:
-        if self._hold_others:
-            self._hold_others = False
-            distributed.barrier(self.dist)
 
     @property
     def effective_batch_size(self) -> int:
@@ -142,21 +94,9 @@ class Trainer:
 
     def describe(self) -> dict:
         """How this run computes: recorded in summary.json and printed at the start of fit()."""
-        h = self.how
-        return {"device": str(self.device), "precision": h.precision, "precision_reason": h.precision_reason,
-                "channels_last": h.channels_last, "threads": h.threads, "threads_reason": h.threads_reason,
-                "compile": h.compiled, "world_size": self.dist.world_size, "sync_bn": self.sync_bn,
+        return {**self.how.describe(), "world_size": self.dist.world_size, "sync_bn": self.sync_bn,
                 "batch_size_per_process": self.cfg.batch_size, "effective_batch_size": self.effective_batch_size,
                 "resume_differs": self.resume_differs}
-
-    def _announce(self) -> None:
-        w, n = self.dist.world_size, self.effective_batch_size
-        batch = (f"effective batch size {n} = {self.cfg.batch_size} per process x {w} processes"
-                 + (" (SyncBatchNorm)" if self.sync_bn else "") if w > 1 else f"effective batch size {n}")
-        print(f"{self.recipe.name}: {self.how.line()}; {batch}", flush=True)
-        note = hardware.busy_note(self.how.threads)
-        if note:
-            print(note, flush=True)
 
     # -- state ---------------------------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
@@ -167,7 +107,7 @@ class Trainer:
 
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0; under torchrun every rank must call it: it gathers their RNG/data state)."""
-        self._release_others()
+        self.gate.release()
         ranks = distributed.gather_state(distributed.local_state(self.batches), self.dist)
         path = None
         if self.dist.is_main:
@@ -202,10 +142,7 @@ class Trainer:
 
     # -- one iteration -------------------------------------------------------------------------------------
     def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return self.how.autocast()
 
     def _draw(self) -> dict[str, torch.Tensor]:
         self.images += self.effective_batch_size
@@ -221,14 +158,10 @@ class Trainer:
         return self.recipe.players[player]
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        self._release_others()
+        self.gate.release()
         logs: dict[str, torch.Tensor] = {}
         shared: dict = {}        # per-iteration scratch a recipe may use to pass tensors between phases
-        if self.cfg.lr_decay_start < 1:
-            f = lr_factor(self.step, self.cfg.steps, self.cfg.lr_decay_start)
-            for opt in self.opts.values():
-                for group in opt.param_groups:
-                    group["lr"] = group["initial_lr"] * f
+        optim.schedule(self.opts, self.step, self.cfg.steps, self.cfg.lr_decay_start)
         for phase in self.recipe.phases(self.step):
             if self.step % phase.every:
                 continue
@@ -262,40 +195,19 @@ class Trainer:
         r = self.recipe
         return self.ema.net if self.ema is not None and r.ema == r.sampler else self.nets[r.sampler]
 
-    @torch.no_grad()
     def write_samples(self) -> Path:
-        G = self.sampler()
-        was = G.training
-        G.eval()   # eval: BatchNorm uses running statistics, and sampling changes no state (exact resume)
-        x = self.recipe.generate(G, self.fixed_z, self.fixed_labels)
-        G.train(was)
         real = self.data.x[: 2000].float().cpu() if self.recipe.info.kind == "points" else None
-        path = self.run_dir / "samples" / f"step-{self.step:06d}{sample_suffix(self.recipe.info.kind)}"
-        write_samples(x.float(), self.recipe.info, path, real=real)
-        self.recipe.on_sample_step(self.nets, self.run_dir / "plots", self.step)
-        return path
-
-    def _check_finite(self, row: dict) -> None:
-        bad = finite(row)
-        if bad:
-            raise Diverged(self.step, ", ".join(bad))
-
-    def _diverged(self, e: Diverged) -> GanforgeError:
-        try:         # name only a checkpoint that exists: a run can diverge before its first one
-            kept = f"the last good checkpoint is {checkpoint.latest(self.run_dir)}"
-        except GanforgeError:
-            kept = "no checkpoint was written before it (the same `ganforge train` command starts it again)"
-        return GanforgeError(f"{e}; {kept}; lower the learning rates (g_lr/d_lr) or try loss=hinge / gp_weight / "
-                             f"r1_gamma")
+        return sample_grid(self.recipe, self.sampler(), self.nets, (self.fixed_z, self.fixed_labels), real,
+                           self.run_dir, self.step)
 
     # -- the loop ------------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict:
         cfg, main = self.cfg, self.dist.is_main     # only rank 0 writes logs, samples and checkpoints
-        self._release_others()
+        self.gate.release()
         log = RunLog(self.run_dir, resume_step=self.step) if main else None
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
         if self.progress and main:
-            self._announce()
+            self.how.announce(self.recipe.name, cfg.batch_size, self.dist.world_size, self.sync_bn)
         bar = Progress(self.progress and main, self.recipe.name, cfg.steps, self.step)
         meter, t_start, last_sample = Meter(self.images), time.perf_counter(), None
         try:
@@ -306,7 +218,7 @@ class Trainer:
                     row = meter.row(self.step, self.images, self.dist)
                     if log is not None:
                         log.write(row)
-                    self._check_finite(row)          # every rank sees the same averaged row: all stop together
+                    check_finite(row, self.step)          # every rank sees the same averaged row: all stop together
                     bar.show(row)
                     meter.reset(self.images)
                 if main and (self.step % cfg.sample_every == 0 or self.step == end):
@@ -315,10 +227,10 @@ class Trainer:
                     # before the checkpoint, which then holds the best value so far
                     self.evaluate(self.sampler(), self.step, log, self.run_dir)
                 if self.step % cfg.checkpoint_every == 0 or self.step == end:
-                    self._check_finite(meter.means(self.dist))   # no checkpoint of weights gone non-finite
+                    check_finite(meter.means(self.dist), self.step)   # no checkpoint of weights gone non-finite
                     self.save()
         except Diverged as e:
-            raise self._diverged(e) from None
+            raise diverged(e, self.run_dir) from None
         except KeyboardInterrupt:
             if self.dist.enabled:          # the other ranks may be anywhere: no collective checkpoint now
                 raise GanforgeError(f"interrupted at step {self.step}; continue from the last checkpoint with "
@@ -333,11 +245,4 @@ class Trainer:
                    "seconds_this_session": round(time.perf_counter() - t_start, 2),
                    "samples": str(last_sample) if last_sample else None, "performance": self.describe(),
                    "skipped_images": self.data.skipped, "skipped_files": getattr(self.data, "skipped_names", [])}
-        if log is None:     # the other ranks' view: the files are rank 0's
-            return {**summary, "rank": self.dist.rank, "loss_plot": None, "checkpoint": None, "last_log": {}}
-        plot = log.plot()
-        summary.update({"loss_plot": str(plot) if plot else None,
-                        "checkpoint": str(checkpoint.latest(self.run_dir)),
-                        "last_log": log.history[-1] if log.history else {}})
-        checkpoint.write_json_atomic(self.run_dir / "summary.json", summary)
-        return summary
+        return finish(summary, log, self.run_dir, self.dist.rank)

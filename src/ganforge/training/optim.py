@@ -1,0 +1,30 @@
+"""The players' optimizers as the trainer runs them: the recipe's choice (Recipe.optimizer), switched to the fused
+kernel, corrected for lazy phases, and scaled by the lr schedule at every step."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..recipes.base import Recipe, lazy_correction, lr_factor
+from .hardware import fused_optimizer
+
+
+def build(recipe: Recipe, nets: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
+    opts = {p: fused_optimizer(recipe.optimizer(p, [q for n in names for q in nets[n].parameters()]))
+            for p, names in recipe.players.items()}
+    lazy = {ph.player: ph.every for ph in recipe.phases(0) if ph.every > 1}   # one lazy phase per player
+    for player, every in lazy.items():
+        lazy_correction(opts[player], every)
+    for opt in opts.values():      # the schedule scales each group's own lr (the lazy-corrected one)
+        for group in opt.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+    return opts
+
+
+def schedule(opts: dict[str, torch.optim.Optimizer], step: int, steps: int, decay_start: float) -> None:
+    """lr_decay_start: every group's lr = its initial lr x lr_factor(step) (a pure function of the step)."""
+    if decay_start < 1:
+        f = lr_factor(step, steps, decay_start)
+        for opt in opts.values():
+            for group in opt.param_groups:
+                group["lr"] = group["initial_lr"] * f
