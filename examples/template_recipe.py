@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 import ganforge
@@ -56,7 +57,8 @@ class MyGAN(Recipe):
 
     def d_loss(self, nets, ctx) -> dict:
         adv = L.adversarial(self.cfg.loss)
-        fake = nets["G"](self.noise(ctx.batch_size, ctx.device)).detach()   # no graph into G in D's step
+        with torch.no_grad():                   # D's step: no graph into G
+            fake = nets["G"](self.noise(ctx.batch_size, ctx.device))
         real_logits, fake_logits = nets["D"](ctx.real), nets["D"](fake)
         acc_real, acc_fake = adv.accuracy(real_logits=real_logits.detach(), fake_logits=fake_logits.detach())
         return {"loss": adv.d(real_logits=real_logits, fake_logits=fake_logits),
@@ -65,5 +67,8 @@ class MyGAN(Recipe):
     def g_loss(self, nets, ctx) -> dict:
         adv = L.adversarial(self.cfg.loss)
         fake_logits = nets["D"](nets["G"](self.noise(ctx.batch_size, ctx.device)))
-        real_logits = nets["D"](ctx.real).detach() if adv.needs_real else None   # relativistic losses only
+        real_logits = None
+        if adv.needs_real:                      # relativistic losses: D's scores of real data, no graph
+            with torch.no_grad():
+                real_logits = nets["D"](ctx.real)
         return {"loss": adv.g(fake_logits=fake_logits, real_logits=real_logits)}

@@ -140,20 +140,27 @@ def _weights(run, step):
     return load_file(str(run / "checkpoints" / f"step-{step:06d}" / "weights.safetensors"))
 
 
-def test_resume_is_bit_identical_while_the_machine_is_busy(tmp_path, monkeypatch):
+def test_resume_is_bit_identical_while_the_machine_is_busy(tmp_path, monkeypatch, capsys):
     """The issue's reproduction: a resume started while other processes keep the cores busy used to pick
     fewer threads than the straight run, and so computed different bits."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(H, "TORCH_DEFAULT_THREADS", 2)       # the suite runs at 1 thread (conftest)
+    monkeypatch.setattr(H, "usable_cores", lambda: 2)
     kw = dict(TINY, steps=6, checkpoint_every=3, seed=7)
-    ganforge.train("dcgan", out=tmp_path / "A", progress=False, **kw)
-    ganforge.train("dcgan", out=tmp_path / "B", progress=False, stop_at=3, **kw)
-    monkeypatch.setattr(H, "other_runnable_tasks", lambda *a, **k: 64)          # a busy laptop
-    s = ganforge.resume(tmp_path / "B", progress=False)
+    before = torch.get_num_threads()
+    try:
+        ganforge.train("dcgan", out=tmp_path / "A", progress=False, **kw)
+        ganforge.train("dcgan", out=tmp_path / "B", progress=False, stop_at=3, **kw)
+        monkeypatch.setattr(H, "other_runnable_tasks", lambda *a, **k: 64)          # a busy laptop
+        s = ganforge.resume(tmp_path / "B", progress=True)  # the start-up line reads the probe: advice only
+    finally:
+        torch.set_num_threads(before)
+    assert "64 other busy tasks" in capsys.readouterr().out and s["performance"]["threads"] == 2
     assert s["performance"]["resume_differs"] == []
     a, b = _weights(tmp_path / "A", 6), _weights(tmp_path / "B", 6)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     meta = json.loads((tmp_path / "B" / "checkpoints" / "step-000006" / "meta.json").read_text())
-    assert meta["numerics"]["threads"] == H.pick_threads(0, torch.device("cpu"))[0]
+    assert meta["numerics"]["threads"] == 2
     assert set(meta["numerics"]) >= {"precision", "threads", "channels_last", "compile", "torch", "hardware"}
 
 

@@ -200,9 +200,13 @@ def test_busy_machine_gets_advice_not_a_different_thread_count(monkeypatch):
     assert H.busy_note(2) == ""
 
 
-def test_runnable_task_count_reads_proc_loadavg():
-    n = H.other_runnable_tasks(samples=3, interval=0.0)
-    assert isinstance(n, int) and n >= 0
+def test_runnable_task_count_reads_proc_loadavg(tmp_path, monkeypatch):
+    fake = tmp_path / "loadavg"
+    fake.write_text("2.10 1.50 0.90 4/317 12345\n")          # 4 running, this process among them
+    monkeypatch.setattr(H, "LOADAVG", str(fake))
+    assert H.other_runnable_tasks(samples=3, interval=0.0) == 3
+    fake.write_text("garbage")
+    assert H.other_runnable_tasks(samples=1) == 0               # unreadable: no advice, never an error
 
 
 def test_compile_wraps_the_phase_nets_only(tmp_path):

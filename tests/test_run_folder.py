@@ -53,12 +53,14 @@ def steps_logged(run):
 
 
 # -- item 2: the lock -------------------------------------------------------------------------------------------
-HOLD = "import sys, time\nfrom ganforge.training.lock import hold\nwith hold(sys.argv[1]):\n" \
-       "    print('held', flush=True)\n    time.sleep(120)\n"
+# the holder keeps the lock until the test closes its stdin (or kills it): no timing involved
+HOLD = "import sys\nfrom ganforge.training.lock import hold\nwith hold(sys.argv[1]):\n" \
+       "    print('held', flush=True)\n    sys.stdin.read()\n"
 
 
 def test_a_run_folder_locked_by_a_live_process_refuses_train_and_resume(run, capsys):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         before = files(run)

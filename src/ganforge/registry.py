@@ -16,8 +16,8 @@ class Registry(dict):
         def deco(obj):
             if name in self:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
-            if isinstance(obj, type) and getattr(obj, "name", None) == "base":
-                obj.name = name      # a recipe says its name once, here (the base class's is "base")
+            if isinstance(obj, type) and "name" not in obj.__dict__:
+                obj.name = name      # a recipe says its name once, here (not inherited from a parent recipe)
             self[name] = obj
             return obj
         return deco

@@ -100,8 +100,9 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
 def load_net(recipe, name: str, folder: Path) -> torch.nn.Module:
     """Network `name` of a freshly built recipe with the weights in `folder`: its EMA copy when the run kept
     one."""
-    torch.manual_seed(0)
-    nets = recipe.build()
+    with torch.random.fork_rng(devices=[]):   # the initial weights are overwritten: leave the caller's RNG alone
+        torch.manual_seed(0)
+        nets = recipe.build()
     weights = read_weights(folder)
     prefix = "ema." if any(k.startswith(f"ema.{name}.") for k in weights) else ""
     load_nets({name: nets[name]}, weights, prefix, folder)
@@ -140,10 +141,8 @@ class Generator:
 
 def generator(folder: Path, run: dict[str, Any]) -> Generator:
     """The Generator of a located run (see locate)."""
-    cls, cfg = run_recipe(run)
-    info = DataInfo.from_dict(run["data_info"])     # as stored: a recipe may keep its own (PacGAN's packed shape)
-    recipe = cls(cfg, info)
-    return Generator(recipe, load_net(recipe, recipe.sampler, folder), info, run)
+    recipe = build_recipe(run)
+    return Generator(recipe, load_net(recipe, recipe.sampler, folder), recipe.info, run)
 
 
 def load(path: str | Path) -> Generator:

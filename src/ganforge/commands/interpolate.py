@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..api import load
+from ..runs import load
 from ..errors import GanforgeError
 from ..recipes.base import ImageToImage
 from ..viz import grid, save_grid

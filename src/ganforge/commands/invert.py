@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..api import load
+from ..runs import load
 from ..data.images import _open, set_channels
 from ..errors import GanforgeError
 from ..models.perceptual import build_feature_net

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..api import load
+from ..runs import load
 from ..errors import GanforgeError
 from ..viz import save_grid
 from . import out_file

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .. import runs
-from ..data.images import IMAGE_EXTS
+from ..data.images import IMAGE_EXTS, open_image
 from ..errors import GanforgeError
 from ..recipes.base import Translator, Upscaler
 from ..registry import RECIPES
@@ -87,10 +87,10 @@ def image_files(inputs: list[str]) -> list[tuple[Path, Path]]:
 
 def read_image(path: Path, channels: int) -> torch.Tensor:
     """Image file -> 1 x C x H x W in [-1, 1] with the model's channel count."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
+    try:       # data.images.open_image: the folder loader's reading, so deep grey files scale the same way
+        im = open_image(path).convert("L" if channels == 1 else "RGB")
+    except GanforgeError:
+        raise
     except Exception as e:   # PIL raises many types for a broken file
         raise GanforgeError(f"cannot read image {str(path)!r} ({type(e).__name__}: {e})") from None
     a = np.asarray(im, dtype=np.float32)

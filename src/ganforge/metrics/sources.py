@@ -16,9 +16,9 @@ from PIL import Image
 from torch import Tensor
 
 from .. import runs
+from ..data.images import IMAGE_EXTS, open_image
 from ..errors import GanforgeError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 QUANTIZE = "clamped to [-1, 1] and rounded to 8 bits (as a saved PNG)"
 
 
@@ -156,8 +156,7 @@ class FolderSource:
             idx = order[start:start + batch_size]
             arrays = []
             for i in idx.tolist():
-                with Image.open(self.files[i]) as im:
-                    a = np.asarray(im.convert(mode))
+                a = np.asarray(open_image(self.files[i]).convert(mode))   # as folder: data reads it
                 arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
             x = uint8_to_float(torch.from_numpy(np.stack(arrays)))
             yield x, (self.labels[idx] if self.labels is not None else None)

@@ -114,6 +114,13 @@ class AdversarialRecipe(Recipe):
         super().__init__(cfg, info)
         self._grad_norms: dict[str, Tensor] = {}   # per player, from its last update (logged next time)
 
+    def state_dict(self) -> dict:
+        # the norms logged with the next loss: kept, so a resumed run's first log row is the uninterrupted one's
+        return {"grad_norms": dict(self._grad_norms)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._grad_norms = dict(state.get("grad_norms", {}))
+
     # -- what families override ----------------------------------------------------------------------------
     def build_nets(self, info) -> Nets:
         """The family's plain G and D for data described by `info` (the options are applied by build())."""

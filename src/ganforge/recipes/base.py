@@ -34,12 +34,13 @@ def lazy_correction(opt: torch.optim.Optimizer, every: int) -> None:
     """StyleGAN2's lazy regularization (Karras et al. 2020, arXiv:1912.04958, §3.1, and its reference code's
     rule): a phase run every k steps stands for k steps, so the trainer multiplies its loss by k, and its
     player's optimizer runs at lr * c with Adam's betas ** c, c = k / (k + 1), so that the moments and the
-    step size per image match an optimizer that saw the regularizer at every step."""
+    step size per image match an optimizer that saw the regularizer at every step. Adam/AdamW only, as there."""
+    if not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):   # the rule is Adam's: others run as given
+        return
     c = every / (every + 1)
     for group in [*opt.param_groups, opt.defaults]:
         group["lr"] = group["lr"] * c
-        if "betas" in group:
-            group["betas"] = tuple(b ** c for b in group["betas"])
+        group["betas"] = tuple(b ** c for b in group["betas"])
 
 
 class StepContext:

@@ -28,15 +28,25 @@ class RunLog:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.history: list[dict] = []
         if self.path.exists():
-            rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+            rows = []
+            for line in self.path.read_text(errors="replace").splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:   # a row half-written by a killed run: the resumed run writes it again
+                    continue
             # rows written after the checkpoint we resume from are replayed by the resumed run
-            self.history = [r for r in rows if resume_step is None or r["step"] <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+            self.history = [r for r in rows if isinstance(r, dict) and (resume_step is None
+                                                                         or r.get("step", 0) <= resume_step)]
+            checkpoint.write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.history))
 
     def write(self, row: dict) -> None:
         self.history.append(row)
-        with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as e:
+            raise GanforgeError(f"cannot append to {self.path} ({e.strerror}); free some space or fix the folder's "
+                                f"permissions, then `ganforge resume {self.path.parent}`") from None
 
     def plot(self) -> Path | None:
         return viz.save_losses(self.history, self.path.parent / "plots" / "losses.png")
@@ -60,16 +70,17 @@ class Meter:
 
     def reset(self, images: int) -> None:
         self.sums: dict[str, torch.Tensor] = {}
-        self.count, self.t0, self.images0 = 0, time.perf_counter(), images
+        self.counts: dict[str, int] = {}     # per key: a lazy phase logs only on the steps it runs
+        self.t0, self.images0 = time.perf_counter(), images
 
     def add(self, logs: dict[str, torch.Tensor]) -> None:
         for k, v in logs.items():
             self.sums[k] = self.sums.get(k, 0) + v
-        self.count += 1
+            self.counts[k] = self.counts.get(k, 0) + 1
 
     def means(self, dist) -> dict[str, float]:
         """Means since the last row, averaged over the processes too (every rank gets the same numbers)."""
-        m = distributed.mean_over_ranks({k: v / max(self.count, 1) for k, v in self.sums.items()}, dist)
+        m = distributed.mean_over_ranks({k: v / self.counts[k] for k, v in self.sums.items()}, dist)
         return {k: v.item() for k, v in m.items()}
 
     def row(self, step: int, images: int, dist) -> dict:

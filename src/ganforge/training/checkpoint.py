@@ -35,8 +35,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ..errors import GanforgeError
 # reading checkpoints is runs.py's (every reader loads runs through it); the names stay importable from here
-from ..runs import (FORMAT_VERSION, STEP, _pointer, _step, exists, latest, load_file_only,  # noqa: F401
-                    load_nets, read, resolve, unflatten)
+from ..runs import FORMAT_VERSION, _pointer, _step, exists, latest, load_nets, read  # noqa: F401
 
 
 def flatten(nets: dict[str, torch.nn.Module], prefix: str = "") -> dict[str, torch.Tensor]:
@@ -45,10 +44,25 @@ def flatten(nets: dict[str, torch.nn.Module], prefix: str = "") -> dict[str, tor
             for name, net in nets.items() for k, v in net.state_dict().items()}
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """A whole file replaced at once and durably (fsynced, renamed, folder fsynced): a crash leaves the old
+    content or the new, never an empty or half file. A full disk is one line naming the file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise GanforgeError(f"cannot write {path} ({e.strerror}); free some space or fix the folder's "
+                            f"permissions") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 # -- writing --------------------------------------------------------------------------------------------------

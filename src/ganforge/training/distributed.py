@@ -48,7 +48,7 @@ class DistEnv:
         return self.rank == 0
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     if value is None or value == "":
         return default
@@ -61,8 +61,8 @@ def _env_int(name: str, default: int) -> int:
 
 def from_env() -> tuple[int, int, int]:
     """(rank, world_size, local_rank) from the variables torchrun sets; (0, 1, 0) outside torchrun."""
-    world = _env_int("WORLD_SIZE", 1)
-    rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    world = env_int("WORLD_SIZE", 1)
+    rank, local = env_int("RANK", 0), env_int("LOCAL_RANK", 0)
     if world < 1 or not 0 <= rank < world:
         raise GanforgeError(f"torchrun variables are inconsistent: RANK={rank}, WORLD_SIZE={world}; "
                             f"launch with `torchrun --nproc_per_node=N -m ganforge train ...`")
@@ -102,10 +102,10 @@ def _destroy() -> None:
 
 
 class Gate:
-    """The order of first writes under torchrun. api.train/resume check the run directory, build the Trainer,
-    then write config.json on every rank. Barrier 1 (here): every rank has checked before rank 0 writes.
-    Barrier 2 (the other ranks here, rank 0 at its first step, save or fit: `release`): the other ranks'
-    identical writes come after rank 0's, never racing it."""
+    """The order of first writes under torchrun: api.train/resume check the run folder on rank 0, build the
+    Trainer on every rank, then rank 0 writes config.json. Barrier 1 (here): every rank has built its Trainer
+    before rank 0 writes. Barrier 2 (the other ranks here, rank 0 at its first step, save or fit: `release`):
+    no other rank trains, saves or reads the run folder before rank 0 has written it."""
 
     def __init__(self, env: DistEnv):
         self.env = env

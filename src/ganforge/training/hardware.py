@@ -25,7 +25,8 @@ from . import distributed
 
 # torch's own intra-op default (its count of physical cores), read before any Trainer changes it
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
-CPU_BF16_ENV = "GANFORGE_CPU_BF16"       # 0: treat the CPU as having no fast bf16; 1: as having it
+CPU_BF16_ENV = "GANFORGE_CPU_BF16"
+LOADAVG = "/proc/loadavg"                # 4th field: running/total tasks (read only for busy_note's advice)       # 0: treat the CPU as having no fast bf16; 1: as having it
 
 
 def pick_device(name: str) -> torch.device:
@@ -124,7 +125,7 @@ def other_runnable_tasks(samples: int = 5, interval: float = 0.02) -> int:
     counts = []
     for i in range(samples):
         try:
-            counts.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+            counts.append(int(Path(LOADAVG).read_text().split()[3].split("/")[0]) - 1)
         except (OSError, IndexError, ValueError):
             return 0
         if i + 1 < samples:

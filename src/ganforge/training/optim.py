@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import GanforgeError
 from ..recipes.base import Recipe, lazy_correction, lr_factor
 from .hardware import fused_optimizer
 
@@ -12,13 +13,25 @@ from .hardware import fused_optimizer
 def build(recipe: Recipe, nets: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
     opts = {p: fused_optimizer(recipe.optimizer(p, [q for n in names for q in nets[n].parameters()]))
             for p, names in recipe.players.items()}
-    lazy = {ph.player: ph.every for ph in recipe.phases(0) if ph.every > 1}   # one lazy phase per player
-    for player, every in lazy.items():
+    for player, every in lazy_phases(recipe).items():
         lazy_correction(opts[player], every)
     for opt in opts.values():      # the schedule scales each group's own lr (the lazy-corrected one)
         for group in opt.param_groups:
             group.setdefault("initial_lr", group["lr"])
     return opts
+
+
+def lazy_phases(recipe: Recipe) -> dict[str, int]:
+    """player -> `every` of its lazy phase, as declared at step 0; a player has at most one (its optimizer is
+    corrected for that interval), and train_step refuses a lazy phase that was not declared here."""
+    lazy: dict[str, int] = {}
+    for ph in recipe.phases(0):
+        if ph.every > 1:
+            if ph.player in lazy:
+                raise GanforgeError(f"{recipe.name}: player {ph.player} has two lazy phases (every={lazy[ph.player]} "
+                                    f"and every={ph.every}); one lazy interval per player")
+            lazy[ph.player] = ph.every
+    return lazy
 
 
 def schedule(opts: dict[str, torch.optim.Optimizer], step: int, steps: int, decay_start: float) -> None:

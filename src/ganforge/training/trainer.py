@@ -12,7 +12,6 @@ every process trains its own data shard and DDP averages each player's gradients
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ class Trainer:
         self.recipe, self.cfg, self.run_dir, self.progress = recipe, cfg, Path(run_dir), progress
         # joins the torchrun job first: api.train writes the run directory only after every rank got here
         self.dist, self.device = distributed.setup(pick_device(cfg.device))
-        threads = hardware.pick_threads(cfg.threads, self.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        threads = hardware.pick_threads(cfg.threads, self.device, distributed.env_int("LOCAL_WORLD_SIZE", 1))
         if self.device.type == "cpu":
             torch.set_num_threads(threads[0])
         torch.manual_seed(cfg.seed)        # the same on every rank: identical initial weights
@@ -52,7 +51,7 @@ class Trainer:
             net.requires_grad_(name in trainable)
         self.params = {p: [q for n in names for q in self.nets[n].parameters()] for p, names in recipe.players.items()}
         self.ema = EMA(self.nets[recipe.ema], cfg.ema_decay) if recipe.ema and cfg.ema_decay > 0 else None
-        self.opts = optim.build(recipe, self.nets)
+        self.opts, self.lazy = optim.build(recipe, self.nets), optim.lazy_phases(recipe)
         self.scalers = self.how.scalers(recipe.players)
         if self.device.type == "cuda":
             data = hardware.data_on_device(data, self.device)
@@ -165,6 +164,9 @@ class Trainer:
         for phase in self.recipe.phases(self.step):
             if self.step % phase.every:
                 continue
+            if phase.every > 1 and self.lazy.get(phase.player) != phase.every:
+                raise GanforgeError(f"{self.recipe.name}: lazy phase {phase.name} (every={phase.every}) was not "
+                                    f"among phases(0), so {phase.player}'s optimizer is not corrected for it")
             names = self._player(phase.player)
             opt, scaler = self.opts[phase.player], self.scalers[phase.player]
             for i in range(phase.repeat):
