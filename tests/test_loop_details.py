@@ -104,3 +104,9 @@ def test_deep_grey_files_read_the_same_in_translate_and_eval_as_in_folder_data(t
     folder.set_channels(1)
     x, _ = next(folder.batches(1, 1, 0))
     assert torch.allclose(x[0, 0], want, atol=1 / 127.5)
+
+
+@pytest.mark.parametrize("recipe", ["stylegan", "pix2pix", "srgan"])
+def test_label_smoothing_is_refused_where_a_family_ignores_it(recipe):
+    with pytest.raises(GanforgeError, match=f"label_smoothing is applied by .*; {recipe} does not use it"):
+        ganforge.train(recipe, progress=False, label_smoothing=0.1, **RECIPES[recipe].smoke)

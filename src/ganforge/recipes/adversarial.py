@@ -109,6 +109,7 @@ class AdversarialConfig(RecipeConfig):
 class AdversarialRecipe(Recipe):
     Config = AdversarialConfig
     conditional = False
+    smooths_labels = True
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)

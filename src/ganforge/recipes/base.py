@@ -148,9 +148,14 @@ class Recipe:
         (or None: no EMA)."""
         return self.sampler
 
+    smooths_labels = False                           # applies cfg.label_smoothing (AdversarialRecipe does)
+
     def __init__(self, cfg: RecipeConfig, info):
         self.cfg = cfg
         self.info = info
+        if cfg.label_smoothing and not self.smooths_labels:    # a key a family ignores must not pass silently
+            raise GanforgeError(f"label_smoothing is applied by gan, dcgan, cgan, wgan, wgan_gp, sngan and lsgan; "
+                                f"{self.name} does not use it: drop label_smoothing={cfg.label_smoothing}")
 
     # -- to implement ---------------------------------------------------------------------------------------
     def build(self) -> Nets:
