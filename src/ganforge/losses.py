@@ -207,6 +207,17 @@ def adversarial(name) -> AdversarialLoss:
     return ADVERSARIAL[name]
 
 
+def g_loss(name: str, *, fake_logits: Tensor, score_real: Callable[[], Tensor]) -> Tensor:
+    """G's half of loss `name` for every family: `score_real()` (D on a real batch) is called, without a graph
+    (only G updates in its step), only when the loss needs real logits (relativistic losses)."""
+    adv = adversarial(name)
+    real_logits = None
+    if adv.needs_real:
+        with torch.no_grad():
+            real_logits = score_real()
+    return adv.g(fake_logits=fake_logits, real_logits=real_logits)
+
+
 # -- reconstruction distances ----------------------------------------------------------------------------------
 @fp32
 def l1(*, fake: Tensor, target: Tensor) -> Tensor:

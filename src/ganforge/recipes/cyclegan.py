@@ -56,11 +56,7 @@ class CycleGANConfig(RecipeConfig):
 def g_adversarial(kind: str, D: nn.Module, fake: Tensor, real: Tensor) -> Tensor:
     """G's adversarial term against D on one domain; D scores that domain's real images only for a loss whose
     G half reads them (ragan), without a graph (only the generators update in the G phase)."""
-    adv, real_logits = L.ADVERSARIAL[kind], None
-    if adv.needs_real:
-        with torch.no_grad():
-            real_logits = D(real)
-    g = adv.g(fake_logits=D(fake), real_logits=real_logits)
+    g = L.g_loss(kind, fake_logits=D(fake), score_real=lambda: D(real))
     return 2.0 * g if kind == "lsgan" else g   # E (D(G(x)) - 1)^2: Zhu's Eq. 1 in LS form, without Mao's 1/2
 
 

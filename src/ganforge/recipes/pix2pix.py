@@ -137,11 +137,8 @@ class Pix2Pix(Translator):
         logs = {"l1": l1}
         loss = c.lambda_l1 * l1
         if c.gan_weight:
-            loss_fn, real_logits = L.ADVERSARIAL[c.loss], None
-            if loss_fn.needs_real:   # D's scores of the real pairs (x, y), no graph: only G updates here
-                with torch.no_grad():
-                    real_logits = nets["D"](torch.cat([x, y], 1))
-            adv = loss_fn.g(fake_logits=nets["D"](torch.cat([x, fake], 1)), real_logits=real_logits)
+            adv = L.g_loss(c.loss, fake_logits=nets["D"](torch.cat([x, fake], 1)),
+                           score_real=lambda: nets["D"](torch.cat([x, y], 1)))      # the real pairs (x, y)
             loss = loss + c.gan_weight * adv
             logs["adv"] = adv
         return {"loss": loss, **logs}

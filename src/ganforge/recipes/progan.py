@@ -161,8 +161,5 @@ class ProGAN(Recipe):
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         stage, alpha = self._at(nets, ctx)
         fake = nets["G"](self.noise(ctx.batch_size, ctx.device), native=True)
-        adv, real_logits = L.ADVERSARIAL[self.cfg.loss], None
-        if adv.needs_real:   # D's scores of a real batch at this stage, no graph: only G updates here
-            with torch.no_grad():
-                real_logits = nets["D"](downscale_to(ctx.real, stage, alpha), stage, alpha)
-        return {"loss": adv.g(fake_logits=nets["D"](fake, stage, alpha), real_logits=real_logits)}
+        return {"loss": L.g_loss(self.cfg.loss, fake_logits=nets["D"](fake, stage, alpha),   # real: at this stage
+                                 score_real=lambda: nets["D"](downscale_to(ctx.real, stage, alpha), stage, alpha))}

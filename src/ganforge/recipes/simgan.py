@@ -206,11 +206,7 @@ class SimGAN(ImageToImage):
     def r_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         synthetic = self.synthetic_images(ctx.batch_size, ctx.device)
         refined = nets["G"](synthetic)
-        loss_fn, real_logits = L.ADVERSARIAL[self.cfg.loss], None
-        if loss_fn.needs_real:   # D's patch scores of a real batch, no graph: only R updates here
-            with torch.no_grad():
-                real_logits = nets["D"](ctx.real)
-        adv = loss_fn.g(fake_logits=nets["D"](refined), real_logits=real_logits)
+        adv = L.g_loss(self.cfg.loss, fake_logits=nets["D"](refined), score_real=lambda: nets["D"](ctx.real))
         reg = L.l1(fake=refined, target=synthetic)
         return {"loss": adv + self.cfg.reg_weight * reg, "adv": adv.detach(), "self_reg": reg.detach()}
 

@@ -210,11 +210,7 @@ class SRGAN(Upscaler):
             content = L.mse(fake=self.features(sr), target=self.features(hr).detach())
             loss, logs["content"] = loss + c.lambda_content * content, content
         if c.lambda_adv:
-            loss_fn, real_logits = L.ADVERSARIAL[c.loss], None
-            if loss_fn.needs_real:   # D's scores of the HR images (ESRGAN's RaGAN), no graph: only G updates
-                with torch.no_grad():
-                    real_logits = nets["D"](hr)
-            adv = loss_fn.g(fake_logits=nets["D"](sr), real_logits=real_logits)
+            adv = L.g_loss(c.loss, fake_logits=nets["D"](sr), score_real=lambda: nets["D"](hr))   # ESRGAN's RaGAN
             loss, logs["adv"] = loss + c.lambda_adv * adv, adv
         return {"loss": loss, **logs}
 

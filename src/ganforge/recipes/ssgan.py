@@ -204,12 +204,8 @@ class SSGAN(Recipe):
             with torch.no_grad():
                 real_features = D.features(ctx.real)
             return {"loss": feature_matching(real_features=real_features, fake_features=D.features(fake))}
-        adv, real_logit = L.ADVERSARIAL[self.cfg.loss], None
-        if adv.needs_real:   # D's logit on a real batch, no graph: only G updates here
-            with torch.no_grad():
-                real_logit = d_logit(D(ctx.real))
         # ns: -E log D(G(z)), the non-saturating loss on C = lse
-        return {"loss": adv.g(fake_logits=d_logit(D(fake)), real_logits=real_logit)}
+        return {"loss": L.g_loss(self.cfg.loss, fake_logits=d_logit(D(fake)), score_real=lambda: d_logit(D(ctx.real)))}
 
     @torch.no_grad()
     def test_error(self, D: nn.Module, split: str = "test") -> float:

@@ -162,11 +162,7 @@ class StyleGAN(Recipe):
         ws, w = self.styles(G, ctx.batch_size, ctx.device)
         G.update_w_avg(w, self.cfg.w_avg_beta)   # the centre truncation pulls towards
         fake_logits = nets["D"](G.synthesis(ws))
-        adv, real_logits = L.ADVERSARIAL[self.cfg.loss], None
-        if adv.needs_real:   # D's scores of a real batch, no graph: only G updates here
-            with torch.no_grad():
-                real_logits = nets["D"](ctx.real)
-        return {"loss": adv.g(fake_logits=fake_logits, real_logits=real_logits)}
+        return {"loss": L.g_loss(self.cfg.loss, fake_logits=fake_logits, score_real=lambda: nets["D"](ctx.real))}
 
     def pl_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c, G = self.cfg, nets["G"]

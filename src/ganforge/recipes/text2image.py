@@ -221,19 +221,17 @@ class Text2Image(TextConditional):
         text = ctx.batch["text"]
         n = text.shape[0]
         phi_g, phi_d = G.text(text), D.text(text)
-        adv, real_logits = L.ADVERSARIAL[self.cfg.loss], None
-        if adv.needs_real:   # D's scores of (real, right text), no graph: only G updates here
-            with torch.no_grad():
-                real_logits = D.score(D.body(ctx.real), phi_d)
         fake = G.from_embedding(self.noise(n, ctx.device), phi_g)
-        loss = adv.g(fake_logits=D.score(D.body(fake), phi_d), real_logits=real_logits)
+        loss = L.g_loss(self.cfg.loss, fake_logits=D.score(D.body(fake), phi_d),             # real: right text
+                        score_real=lambda: D.score(D.body(ctx.real), phi_d))
         logs = {"cond": loss.detach()}
         if self.cfg.interpolate:
             b = self.cfg.beta
             mix_g = b * phi_g + (1 - b) * phi_g.roll(1, dims=0)
             mix_d = b * phi_d + (1 - b) * phi_d.roll(1, dims=0)
             fake_int = G.from_embedding(self.noise(n, ctx.device), mix_g)
-            interp = adv.g(fake_logits=D.score(D.body(fake_int), mix_d), real_logits=real_logits)
+            interp = L.g_loss(self.cfg.loss, fake_logits=D.score(D.body(fake_int), mix_d),
+                              score_real=lambda: D.score(D.body(ctx.real), phi_d))
             loss, logs["interp"] = loss + interp, interp.detach()
         logs["loss"] = loss
         return logs
