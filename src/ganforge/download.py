@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from .errors import GanforgeError
 
@@ -98,3 +99,14 @@ def read_state_dict(path, what: str) -> dict:
     if not isinstance(state, Mapping):
         raise GanforgeError(f"{path} holds a {type(state).__name__}, not a state dict of tensors ({what})")
     return dict(state)
+
+
+def load_bundled(model: torch.nn.Module, path: Path, what: str, fix: str) -> torch.nn.Module:
+    """A network shipped with ganforge (safetensors beside its module): weights loaded, eval mode, frozen."""
+    if not Path(path).is_file():
+        raise GanforgeError(f"{what} weights missing at {path}; {fix}")
+    model.load_state_dict(load_file(str(path)))
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

@@ -207,6 +207,14 @@ def adversarial(name) -> AdversarialLoss:
     return ADVERSARIAL[name]
 
 
+def d_loss(name: str, *, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    """D's half of loss `name` with the health signal every family logs: {"loss", "acc_real", "acc_fake"}."""
+    adv = adversarial(name)
+    acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
+    return {"loss": adv.d(real_logits=real_logits, fake_logits=fake_logits), "acc_real": acc_real,
+            "acc_fake": acc_fake}
+
+
 def g_loss(name: str, *, fake_logits: Tensor, score_real: Callable[[], Tensor]) -> Tensor:
     """G's half of loss `name` for every family: `score_real()` (D on a real batch) is called, without a graph
     (only G updates in its step), only when the loss needs real logits (relativistic losses)."""

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..download import load_bundled
 from ..errors import GanforgeError
 
 RESOLUTION = 32
@@ -70,18 +71,8 @@ class AttributeClassifier(nn.Module):
 
 
 def load_attribute_classifier() -> AttributeClassifier:
-    from safetensors.torch import load_file
-
-    path = weights_path()
-    if not path.is_file():
-        raise GanforgeError(f"attribute classifier weights missing at {path}; regenerate them with "
-                            f"`python scripts/train_shapes_attributes.py`")
-    model = AttributeClassifier()
-    model.load_state_dict(load_file(str(path)))
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return load_bundled(AttributeClassifier(), weights_path(), "attribute classifier",
+                        "regenerate them with `python scripts/train_shapes_attributes.py`")
 
 
 def classifier_sha256() -> str:

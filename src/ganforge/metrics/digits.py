@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..download import load_bundled
 from ..errors import GanforgeError
 from .stats import inception_score
 
@@ -91,18 +92,8 @@ class DigitsEvaluator(nn.Module):
 
 def load_digits_evaluator() -> DigitsEvaluator:
     """The shipped evaluator in eval mode, on CPU (move it with .to(device))."""
-    from safetensors.torch import load_file
-
-    path = weights_path()
-    if not path.is_file():
-        raise GanforgeError(f"digits evaluator weights missing at {path}; reinstall ganforge or "
-                            "regenerate them with `python scripts/train_digits_evaluator.py`")
-    evaluator = DigitsEvaluator()
-    evaluator.load_state_dict(load_file(str(path)))
-    evaluator.eval()
-    for p in evaluator.parameters():
-        p.requires_grad_(False)
-    return evaluator
+    return load_bundled(DigitsEvaluator(), weights_path(), "digits evaluator",
+                        "reinstall ganforge or regenerate them with `python scripts/train_digits_evaluator.py`")
 
 
 def _batches(images: Tensor, batch_size: int):

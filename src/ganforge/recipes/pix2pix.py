@@ -122,12 +122,10 @@ class Pix2Pix(Translator):
         x, y = self._pair(ctx)
         with torch.no_grad():   # the D step must not build a graph into G
             fake = nets["G"](x)
-        real_logits = nets["D"](torch.cat([x, y], 1))
-        fake_logits = nets["D"](torch.cat([x, fake], 1))
-        adv = L.ADVERSARIAL[self.cfg.loss]
-        loss = 0.5 * adv.d(real_logits=real_logits, fake_logits=fake_logits)   # halved, Sec. 3.3
-        acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
-        return {"loss": loss, "acc_real": acc_real, "acc_fake": acc_fake}
+        out = L.d_loss(self.cfg.loss, real_logits=nets["D"](torch.cat([x, y], 1)),
+                       fake_logits=nets["D"](torch.cat([x, fake], 1)))
+        out["loss"] = 0.5 * out["loss"]                 # halved, Sec. 3.3
+        return out
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c = self.cfg

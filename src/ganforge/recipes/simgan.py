@@ -197,11 +197,9 @@ class SimGAN(ImageToImage):
         with torch.no_grad():   # the D step must not build a graph into R
             refined = nets["G"](self.synthetic_images(real.shape[0], ctx.device))
         fake = self.history.mix(refined)
-        real_logits, fake_logits = nets["D"](real), nets["D"](fake)
-        adv = L.ADVERSARIAL[self.cfg.loss]
-        acc_real, acc_refined = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
-        return {"loss": adv.d(real_logits=real_logits, fake_logits=fake_logits),
-                "acc_real": acc_real, "acc_refined": acc_refined}
+        out = L.d_loss(self.cfg.loss, real_logits=nets["D"](real), fake_logits=nets["D"](fake))
+        out["acc_refined"] = out.pop("acc_fake")        # SimGAN's fakes are refined synthetic images
+        return out
 
     def r_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         synthetic = self.synthetic_images(ctx.batch_size, ctx.device)

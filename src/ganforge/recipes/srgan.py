@@ -194,11 +194,7 @@ class SRGAN(Upscaler):
         lr, hr = self.pair(ctx)
         with torch.no_grad():   # the D step must not build a graph into G
             sr = nets["G"](lr)
-        real_logits, fake_logits = nets["D"](hr), nets["D"](sr)
-        adv = L.ADVERSARIAL[self.cfg.loss]
-        acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
-        return {"loss": adv.d(real_logits=real_logits, fake_logits=fake_logits),
-                "acc_real": acc_real, "acc_fake": acc_fake}
+        return L.d_loss(self.cfg.loss, real_logits=nets["D"](hr), fake_logits=nets["D"](sr))
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c = self.cfg
