@@ -146,8 +146,10 @@ def summarize(rows: list[dict]) -> str:
             sd = {p: statistics.stdev(x) if len(x) > 1 else 0.0 for p, x in v.items()}
             diff = m["bf16"] - m["fp32"]
             pooled = ((sd["fp32"] ** 2 + sd["bf16"] ** 2) / 2) ** 0.5
-            verdict = ("same" if abs(diff) <= 2 * pooled or pooled == 0 and diff == 0
-                       else ("better" if diff * sign > 0 else "worse"))
+            if min(len(v["fp32"]), len(v["bf16"])) < 2:
+                verdict = "one seed: no verdict"
+            else:
+                verdict = "same" if abs(diff) <= 2 * pooled else ("better" if diff * sign > 0 else "worse")
             secs = {p: statistics.fmean(r["seconds"] for r in mine if r["precision"] == p) for p in v}
             lines.append(f"| {name} | {key} | {m['fp32']:.3f} +- {sd['fp32']:.3f} | {m['bf16']:.3f} +- "
                          f"{sd['bf16']:.3f} | {diff:+.3f} | {verdict} | {len(v['fp32'])} | "
