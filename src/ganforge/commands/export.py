@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from .. import runs
+from ..recipes.base import Translator
 from ..errors import GanforgeError
 from ..training.checkpoint import flatten, write_json_atomic
 from . import out_dir
@@ -44,7 +45,10 @@ def export(run_dir, out, onnx: bool = False) -> Path:
         except ImportError:
             raise GanforgeError("--onnx needs the onnx package: pip install onnx") from None
         labels = g.recipe.sample_labels(2)
-        args = (g.recipe.sample_inputs(2),) + ((labels,) if labels is not None else ())
+        # a tracing input of the right shape: a translator's is an image, so no data set is needed to export
+        x = (torch.zeros(2, *g.recipe.input_shape()) if isinstance(g.recipe, Translator)
+             else g.recipe.sample_inputs(2))
+        args = (x,) + ((labels,) if labels is not None else ())
         names = ["z"] + (["labels"] if labels is not None else [])
         torch.onnx.export(_Sampler(g.recipe, g.G.cpu().eval()), args, str(out / "generator.onnx"), dynamo=False,
                           input_names=names, output_names=["sample"],
