@@ -80,11 +80,9 @@ def main(argv=None) -> int:
             recipe = cls(cfg, g.info)
             torch.manual_seed(cfg.seed)
             G0 = recipe.build()[recipe.sampler].eval()
-            labels = (lambda n: torch.arange(n) % g.info.num_classes) if getattr(recipe, "conditional", False) \
-                else (lambda n: None)
             with torch.no_grad():
                 untrained = score(evaluator, ref, lambda n, seed: recipe.generate(
-                    G0, recipe.noise(n, "cpu", torch.Generator().manual_seed(seed)), labels(n)).float())
+                    G0, recipe.sample_inputs(n, torch.Generator().manual_seed(seed)), recipe.sample_labels(n)).float())
             print(f"| {name} | {trained[0]:.2f} | {trained[1]:.2f} | {untrained[0]:.1f} | {secs:.0f} |", flush=True)
     return 0
 
