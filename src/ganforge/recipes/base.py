@@ -16,6 +16,7 @@ from ..config import TrainConfig, choice
 from ..data import resolve
 from ..data.base import Domain
 from ..errors import GanforgeError
+from ..registry import RECIPES
 
 Nets = nn.ModuleDict
 
@@ -154,8 +155,9 @@ class Recipe:
         self.cfg = cfg
         self.info = info
         if cfg.label_smoothing and not self.smooths_labels:    # a key a family ignores must not pass silently
-            raise GanforgeError(f"label_smoothing is applied by gan, dcgan, cgan, wgan, wgan_gp, sngan and lsgan; "
-                                f"{self.name} does not use it: drop label_smoothing={cfg.label_smoothing}")
+            users = ", ".join(sorted(n for n, cls in RECIPES.items() if cls.smooths_labels))
+            raise GanforgeError(f"label_smoothing is applied by {users}; {self.name} does not use it: drop "
+                                f"label_smoothing={cfg.label_smoothing}")
 
     # -- to implement ---------------------------------------------------------------------------------------
     def build(self) -> Nets:

@@ -49,10 +49,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     content or the new, never an empty or half file. A full disk is one line naming the file."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_file(tmp, text.encode("utf-8"))
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as e:
@@ -134,7 +131,7 @@ def _write_error(root: Path, name: str, e: OSError) -> GanforgeError:
     """A failed write, as one line; the temporary files go and a renamed-away old folder comes back."""
     try:
         _recover(root)
-    except OSError:
+    except OSError:      # best effort on a full disk: the next save tidies up; the user needs the first error
         pass
     kept = _pointer(root)
     kept = f"checkpoints/latest still names {kept}" if kept else "no checkpoint of this run was written yet"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -54,6 +55,7 @@ def cpu_bf16_feature() -> str:
     return next((f for f in ("amx_bf16", "avx512_bf16") if f in flags), "")
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -10,10 +10,11 @@ from ..recipes.base import Recipe, lazy_correction, lr_factor
 from .hardware import fused_optimizer
 
 
-def build(recipe: Recipe, nets: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
+def build(recipe: Recipe, nets: nn.ModuleDict, lazy: dict[str, int]) -> dict[str, torch.optim.Optimizer]:
+    """`lazy`: lazy_phases(recipe), whose players' optimizers get StyleGAN2's correction."""
     opts = {p: fused_optimizer(recipe.optimizer(p, [q for n in names for q in nets[n].parameters()]))
             for p, names in recipe.players.items()}
-    for player, every in lazy_phases(recipe).items():
+    for player, every in lazy.items():
         lazy_correction(opts[player], every)
     for opt in opts.values():      # the schedule scales each group's own lr (the lazy-corrected one)
         for group in opt.param_groups:

@@ -51,7 +51,8 @@ class Trainer:
             net.requires_grad_(name in trainable)
         self.params = {p: [q for n in names for q in self.nets[n].parameters()] for p, names in recipe.players.items()}
         self.ema = EMA(self.nets[recipe.ema], cfg.ema_decay) if recipe.ema and cfg.ema_decay > 0 else None
-        self.opts, self.lazy = optim.build(recipe, self.nets), optim.lazy_phases(recipe)
+        self.lazy = optim.lazy_phases(recipe)                # player -> every of its lazy phase
+        self.opts = optim.build(recipe, self.nets, self.lazy)
         self.scalers = self.how.scalers(recipe.players)
         if self.device.type == "cuda":
             data = hardware.data_on_device(data, self.device)
