@@ -122,14 +122,35 @@ def test_forward_shapes_of_two_grey_images(weights_files):
 
 
 def test_preprocess_resizes_to_299_and_keeps_range():
-    x = torch.rand(2, 1, 17, 23, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    # 8-bit levels, as every evaluation source gives them (the protocols start from the 0..255 values)
+    x = (torch.rand(2, 1, 17, 23, generator=torch.Generator().manual_seed(3)) * 255).round() / 127.5 - 1
     y = preprocess(x)
     assert y.shape == (2, 3, 299, 299)
     assert y.min() >= x.min() - 1e-6 and y.max() <= x.max() + 1e-6
     assert torch.equal(y, preprocess(x.repeat(1, 3, 1, 1)))  # grey is the same picture in RGB
-    assert torch.allclose(preprocess(torch.full((1, 3, 8, 8), -0.25)), torch.tensor(-0.25))
+    level = 96 / 127.5 - 1                                  # a constant 8-bit image stays that level
+    assert torch.allclose(preprocess(torch.full((1, 3, 8, 8), level)), torch.tensor(level))
     with pytest.raises(GanforgeError, match="C = 1 or 3"):
         preprocess(torch.zeros(1, 2, 8, 8))
+    # the protocols differ: TF1's resize samples d * in / out, pytorch-fid's (d + 0.5) * in / out - 0.5
+    tf, clean = preprocess(x, "tf"), preprocess(x, "clean")
+    assert tf.shape == clean.shape == (2, 3, 299, 299)
+    assert (tf - y).abs().max() > 0.05 and (clean - y).abs().max() > 0.05 and (tf - clean).abs().max() > 0.05
+    with pytest.raises(GanforgeError, match="did you mean 'tf'"):
+        preprocess(x, "tff")
+
+
+def test_non_canonical_weights_warn_and_are_recorded(weights_files, capsys):
+    folder, _ = weights_files
+    m = load_inception(weights=folder / NAME)       # the official name, random bytes: the hash decides
+    assert m.protocol["canonical"] is False
+    err = capsys.readouterr().err
+    assert "warning" in err and "not the canonical" in err and m.protocol["weights_sha256"][:16] in err
+    from ganforge.metrics import inception
+    m = load_inception(weights=folder / NAME, sha256_prefix=None)
+    # what canonical means: the SHA-256 starts with the hash in the official file name
+    assert inception.CANONICAL_SHA256_PREFIX == NAME.split("-")[-1].split(".")[0]
+    assert m.protocol["canonical"] == m.protocol["weights_sha256"].startswith("6726825d")
 
 
 def test_extract_streams_batches_without_grad():

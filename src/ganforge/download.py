@@ -67,11 +67,11 @@ def fetch(url: str, dest, *, algorithm: str = "sha256", expected: str | None = N
 
 
 def weights_file(weights, cache, download: bool, url: str, *, what: str, flag: str, expected: str | None,
-                 offline: str = "") -> Path:
+                 offline: str = "", download_flag: str | None = None) -> Path:
     """The weights file a pretrained network loads: the path `weights` if given, else the cached copy of
     `url` in cache_dir(cache), else (download=True) `url` fetched into the cache and checked against `expected` (a SHA-256
-    prefix). `flag` is how the user passes a path (e.g. "--weights PATH"), `offline` an alternative that
-    needs no file; both go into the one-line errors."""
+    prefix). `flag` is how the user passes a path (e.g. "--weights PATH"), `download_flag` how they allow the
+    download, `offline` an alternative that needs no file; all go into the one-line errors."""
     name = url.rstrip("/").rsplit("/", 1)[-1]
     if weights is not None:
         path = Path(weights).expanduser()
@@ -84,7 +84,8 @@ def weights_file(weights, cache, download: bool, url: str, *, what: str, flag: s
     if not download:
         raise GanforgeError(f"{what} not found: no {flag} given and no {cached} (cache: $GANFORGE_CACHE or "
                             f"~/.cache/ganforge). Fix: pass {flag} to a copy of {name}, put it at {cached}, or "
-                            f"enable download (download=True, needs internet) to fetch {url}{offline}")
+                            + (f"pass {download_flag} (download=True in Python" if download_flag else "enable download (download=True")
+                            + f", needs internet) to fetch {url}{offline}")
     return fetch(url, cached, expected=expected, what=what,
                  fix=f"download the file by hand and pass {flag}, or place it at {cached}")
 

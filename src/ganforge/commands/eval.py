@@ -7,6 +7,7 @@ import argparse
 
 from ..config import choices
 from ..metrics.evaluate import DEFAULT_METRICS, DEFAULT_NUM, METRICS, evaluate
+from ..metrics.protocols import PROTOCOLS
 from ..recipes.base import RecipeConfig
 from ..metrics.report import format_table
 from . import out_file
@@ -25,15 +26,22 @@ def add(sub) -> None:
                    help="reference samples (default: the whole split, at most 10000: a fixed subset beyond)")
     e.add_argument("--num", type=int, help=f"generated samples (default {DEFAULT_NUM}; a folder: all its images)")
     e.add_argument("--features", metavar="NAME",
-                   help="digits | inception | raw (default: digits for digits data, raw for points, else inception)")
+                   help="digits | inception | dinov2 | raw (default: digits for digits data, raw for points, "
+                        "else inception)")
+    e.add_argument("--protocol", choices=list(PROTOCOLS),
+                   help="how images reach the extractor and which reference it equals: pytorch-fid (default), "
+                        "tf (TensorFlow 1 / torch-fidelity), clean (clean-fid); dinov2: tf only")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--weights", metavar="PATH", help="feature extractor weights (inception: the .pth file)")
-    e.add_argument("--download", action="store_true", help="download the Inception weights if not cached")
+    e.add_argument("--weights", metavar="PATH",
+                   help="feature extractor weights (inception: pt_inception-2015-12-05-6726825d.pth; dinov2: "
+                        "dinov2_vitl14_pretrain.pth or dinov2_vitb14_pretrain.pth)")
+    e.add_argument("--download", action="store_true", help="download the Inception / DINOv2 weights if not cached")
     e.add_argument("--batch-size", type=int, dest="batch_size")
     e.add_argument("--device", choices=choices(RecipeConfig, "device"), default="auto")
     e.add_argument("--no-reference", dest="reference", action="store_false",
                    help="skip the floor / ceiling rows (each costs one more pass of --num samples)")
-    e.add_argument("--out", metavar="FILE", help="eval JSON path (default: SOURCE/eval-<timestamp>.json)")
+    e.add_argument("--out", metavar="FILE",
+                   help="eval JSON path (default: RUN/eval-<timestamp>.json; beside a folder: FOLDER-eval-<timestamp>.json)")
     e.set_defaults(func=run)
 
 
@@ -44,6 +52,6 @@ def run(a) -> int:
     result = evaluate(a.source, ref=a.ref, metrics=a.metrics, num=a.num, features=a.features, seed=a.seed,
                       weights=a.weights, batch_size=a.batch_size, split=a.split, reference=a.reference,
                       device=a.device, download=a.download, out=a.out,
-                      ref_num=a.ref_num)
+                      ref_num=a.ref_num, protocol=a.protocol)
     print(format_table(result))
     return 0

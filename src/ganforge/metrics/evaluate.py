@@ -24,19 +24,22 @@ from __future__ import annotations
 
 import datetime
 import math
+import sys
+from pathlib import Path
 
 import torch
 
-from .. import __version__
 from ..data import resolve
 from ..errors import GanforgeError
 from ..registry import suggest
 from . import digits as digits_mod
-from . import stats
+from . import protocols, record, stats
 from .features import DigitsFeatures, load_extractor
 from .digits import joint_label
+from .floors import NO_SPLITS, reference_points
+from .record import IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, NN_K
 from .report import write_result
-from .sources import QUANTIZE, FolderSource, GeneratorSource, NoiseSource, TensorSource, open_source, untrained_source
+from .sources import QUANTIZE, FolderSource, GeneratorSource, TensorSource, folder_data, open_source
 
 METRICS = {
     "fid": "Frechet distance of feature Gaussians (lower is better)",
@@ -54,7 +57,7 @@ DEFAULT_NUM = 1000
 REF_CAP = 10_000        # default reference size: k-NN metrics cost O(N_ref^2); --ref-num to change
 FEATURE_METRICS = {"fid", "kid", "pr", "dc"}
 LOWER_IS_BETTER = {"fid", "kid", "kl", "reverse_kl"}
-KID_SUBSETS, KID_SUBSET_SIZE, NN_K, IS_SPLITS = 100, 1000, 3, 10
+DIGIT_SPECS = ("digits", "fonts")        # what the 8x8 digits CNN was made for
 
 
 def parse_metrics(metrics) -> list[str]:
@@ -94,12 +97,14 @@ def _default_features(kind: str, ref: str) -> str:
 # -- one pass over a source: only features / logits / predictions are kept --------------------------------------
 def _scan(source, num: int, batch_size: int, seed: int, extractor, need: dict, classifier) -> dict:
     feats, logits, preds, labels, points = [], [], [], [], []
+    pixels = record.PixelHash()
     device = getattr(extractor, "net", None)
     device = next(device.parameters()).device if device is not None else torch.device("cpu")
     cls_device = next(classifier.net.parameters()).device if classifier is not None else device
     count = 0
     for x, y in source.batches(num, batch_size, seed):
         count += x.shape[0]
+        pixels.update(x, source.kind)
         if need["features"] or need["logits"]:
             out = extractor(x.to(device), logits=need["logits"])
             if need["features"]:
@@ -116,7 +121,7 @@ def _scan(source, num: int, batch_size: int, seed: int, extractor, need: dict, c
         raise GanforgeError("no samples to evaluate")
     cat = lambda parts: torch.cat(parts) if parts else None  # noqa: E731
     return {"num": count, "features": cat(feats), "logits": cat(logits), "preds": cat(preds),
-            "labels": cat(labels), "points": cat(points)}
+            "labels": cat(labels), "points": cat(points), "content": pixels.summary()}
 
 
 def _compute(metrics: list[str], gen: dict, ref: dict, ctx: dict) -> dict:
@@ -126,7 +131,8 @@ def _compute(metrics: list[str], gen: dict, ref: dict, ctx: dict) -> dict:
             out["fid"] = stats.fid(gen["features"], ref["features"])
         elif m == "kid":
             out["kid"], out["kid_std"] = stats.kid(gen["features"], ref["features"], subsets=KID_SUBSETS,
-                                                   subset_size=KID_SUBSET_SIZE, seed=ctx["seed"])
+                                                   subset_size=KID_SUBSET_SIZE, seed=ctx["seed"],
+                                                   sampler=ctx["kid_sampler"])
         elif m == "pr":
             out.update(stats.precision_recall(ref["features"], gen["features"], k=NN_K))
         elif m == "dc":
@@ -168,15 +174,22 @@ class Evaluation:
 
     def __init__(self, *, kind: str, shape: tuple, ref: str, split: str, metrics, features: str | None,
                  weights=None, batch_size: int | None = None, device=None, download: bool = False,
-                 cache_dir=None, ref_num: int | None = None):
+                 cache_dir=None, ref_num: int | None = None, protocol: str | None = None):
         self.metrics = parse_metrics(metrics)
         self.kind, self.shape, self.ref, self.split = kind, tuple(shape), ref, split
         self.device = _device(device)
         res, ch = (shape[-1], shape[0]) if kind == "image" else (None, None)
+        self.features = features or _default_features(kind, ref)
+        # dinov2 exists under tf only; every other extractor defaults to today's pytorch-fid
+        self.protocol_name = protocols.get(protocol or ("tf" if self.features == "dinov2" else "pytorch-fid")).name
         if kind == "image" and shape[-1] != shape[-2]:
-            raise GanforgeError(f"samples are {shape[-1]}x{shape[-2]}; evaluation against a data spec needs "
-                                f"square images (the reference is resized to the samples' side)")
-        self.ref_data, self.ref_info = resolve(ref, split=split, resolution=res, channels=ch)
+            # pytorch-fid reads each folder as it is; data specs crop to a square, so only a folder can match
+            if not ref.startswith("folder:"):
+                raise GanforgeError(f"samples are {shape[-1]}x{shape[-2]} (not square); data specs give square "
+                                    f"images, so pass --ref folder:PATH with real images of that size")
+            self.ref_data, self.ref_info = folder_data(ref.split(":", 1)[1], ch)
+        else:
+            self.ref_data, self.ref_info = resolve(ref, split=split, resolution=res, channels=ch)
         if self.ref_info.kind != kind or tuple(self.ref_data.x.shape[1:]) != self.shape:
             raise GanforgeError(f"the samples ({kind}, shape {self.shape}) do not match the reference {ref!r} "
                                 f"({self.ref_info.kind}, shape {tuple(self.ref_data.x.shape[1:])}); pass --ref "
@@ -190,14 +203,13 @@ class Evaluation:
                         else torch.randperm(n, generator=torch.Generator().manual_seed(0))[:cap].sort().values)
         self.ref_subset = (f"all {n}" if n <= cap else
                            f"{cap} of {n}: the first {cap} of torch.randperm({n}) seeded 0, sorted")
-        self.features = features or _default_features(kind, ref)
         self.need = {"features": bool(FEATURE_METRICS & set(self.metrics)), "logits": "is" in self.metrics,
                      "preds": kind == "image" and bool({"acc", "modes"} & set(self.metrics)),
                      "points": kind != "image" and "modes" in self.metrics}
         self.extractor = None
         if self.need["features"] or self.need["logits"]:
             self.extractor = load_extractor(self.features, weights=weights, device=self.device,
-                                            download=download, cache_dir=cache_dir)
+                                            download=download, cache_dir=cache_dir, protocol=self.protocol_name)
             self.extractor.check(self.shape, kind)
         elif weights is not None:
             raise GanforgeError(f"--weights is only used by feature metrics (fid, kid, is, pr, dc); "
@@ -210,7 +222,7 @@ class Evaluation:
         self.batch_size = batch_size or (self.extractor.default_batch if self.extractor else 1000)
         if self.batch_size < 1:
             raise GanforgeError(f"batch_size must be >= 1, got {self.batch_size}")
-        self.ctx = {"kind": kind, "num_classes": 0}
+        self.ctx = {"kind": kind, "num_classes": 0, "kid_sampler": protocols.get(self.protocol_name).kid_sampler}
         if "modes" in self.metrics and kind != "image":
             extra = self.ref_info.extra
             if "means" not in extra:
@@ -250,39 +262,44 @@ class Evaluation:
         with torch.random.fork_rng(devices=cuda_devices(self.device)):
             torch.manual_seed(seed)   # recipes that draw internal noise (StyleGAN) become reproducible
             gen = _scan(source, num, self.batch_size, seed, self.extractor, self.need, self.classifier)
-        return {"num": gen["num"], "metrics": _compute(metrics, gen, ref, {**self.ctx, "seed": seed})}
+        return {"num": gen["num"], "metrics": _compute(metrics, gen, ref, {**self.ctx, "seed": seed}),
+                "content": gen["content"]}
 
     def reference_accuracy(self) -> float:
         ref = self.reference_scan(0)
         return (joint_label(ref["preds"]) == ref["labels"].long()).double().mean().item()
 
-    def protocol(self, num: int, seed: int) -> dict:
-        ref_n = len(self.ref_idx)
-        p = {"ganforge_version": __version__, "torch_version": torch.__version__, "device": str(self.device),
-             "seed": seed, "num_generated": num, "num_reference": ref_n,
-             "reference": {"spec": self.ref, "split": self.split, "num": ref_n, "subset": self.ref_subset,
-                           "shape": list(self.shape),
-                           "preprocessing": ("uint8 resized to the samples' side and channels as ganforge.data "
-                                             "does for training, v -> v / 127.5 - 1") if self.kind == "image"
-                           else "as stored"},
+    def protocol(self, num: int, seed: int, generated: dict | None = None) -> dict:
+        ref_n, ref = len(self.ref_idx), self.reference_scan(seed)
+        unsplit = self.ref.split(":")[0] in NO_SPLITS
+        p = {**record.versions(), "device": str(self.device), "seed": seed, "num_generated": num,
+             "num_reference": ref_n, "protocol": self.protocol_name,
+             "comparable_to": record.comparable(self.protocol_name, self.features if self.extractor else None),
+             "environment": record.environment(self.device),
+             "reference": {"spec": self.ref, "split": None if unsplit else self.split, "num": ref_n,
+                           "subset": self.ref_subset, "shape": list(self.shape), **ref["content"]},
              "features": self.extractor.protocol if self.extractor else None,
-             "params": {}}
+             "params": record.params(self.metrics, self.protocol_name, self.features, num, ref_n,
+                                     (self.extractor.protocol.get("logits") if self.extractor else None))}
+        r = p["reference"]
+        if unsplit:
+            r["split_note"] = f"{self.ref.split(':')[0]}: specs have no splits: all their data (asked: {self.split})"
+        if self.kind != "image":
+            r["preprocessing"] = "as stored"
+        elif self.shape[-1] != self.shape[-2]:
+            r["preprocessing"] = "read as stored (no resize, like the samples): non-square folder; v -> v / 127.5 - 1"
+        elif self.ref.startswith("folder:"):
+            r.update(record.folder_resizes(Path(self.ref.split(":", 1)[1]), self.shape[-1]))
+        else:
+            r["preprocessing"] = ("uint8 resized to the samples' side and channels as ganforge.data does for "
+                                  "training, v -> v / 127.5 - 1")
+        if generated is not None:
+            p["generated_content"] = generated
         if self.classifier is not None:
             p["classifier"] = self.classifier.protocol
-        params = p["params"]
-        for m in self.metrics:
-            if m == "kid":
-                params["kid"] = {"subsets": KID_SUBSETS, "subset_size": min(KID_SUBSET_SIZE, num, ref_n),
-                                 "kernel": "(x.y / d + 1)^3", "estimator": "unbiased MMD^2"}
-            elif m in ("pr", "dc"):
-                params[m] = {"k": NN_K}
-            elif m == "is":
-                params["is"] = {"splits": IS_SPLITS, "classifier": self.features}
-            elif m == "acc":
-                params["acc"] = {"labels": "label i % num_classes for sample i", "classifier": "digits"}
-            elif m == "modes":
-                params["modes"] = ({"classifier": "digits", "modes": 10 ** self.shape[0]} if self.kind == "image"
-                                   else {"protocol": "PacGAN sec. 5.1", "threshold_std": 3.0})
+        if "modes" in self.metrics:
+            p["params"]["modes"] = ({"classifier": "digits", "modes": 10 ** self.shape[0]} if self.kind == "image"
+                                    else {"protocol": "PacGAN sec. 5.1", "threshold_std": 3.0})
         return p
 
 
@@ -291,79 +308,55 @@ def cuda_devices(device: torch.device) -> list:
     return [device] if device.type == "cuda" else []
 
 
-def _floor_source(ev: Evaluation, num: int, seed: int):
-    """Real samples of the other split at N = min(num, available): a generator that matched the data."""
-    other = "train" if ev.split == "test" else "test"
-    res, ch = (ev.shape[-1], ev.shape[0]) if ev.kind == "image" else (None, None)
-    data, info = resolve(ev.ref, split=other, resolution=res, channels=ch)
-    same = data.x.shape == ev.ref_data.x.shape and torch.equal(data.x, ev.ref_data.x)
-    if same:
-        return None, f"none: {ev.ref!r} has no separate {other} split"
-    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:num]
-    what = f"real {ev.ref} {other} split vs the {ev.split} split"
-    return TensorSource(data, info, idx, {"kind": "real", "split": other}), what
-
-
-def reference_points(ev: Evaluation, source, num: int, seed: int) -> dict:
-    """{"floor": {...}, "ceiling": {...}}, each with what it is, its N and its metric values."""
-    out = {}
-    floor, what = _floor_source(ev, num, seed)
-    if floor is None:
-        out["floor"] = {"what": what}
-    else:
-        n = min(num, floor.available)
-        floor_metrics = [m for m in ev.metrics if m != "acc"]
-        r = ev.run(floor, n, seed, metrics=floor_metrics) if floor_metrics else {"num": n, "metrics": {}}
-        if "acc" in ev.metrics:
-            r["metrics"]["acc"] = ev.reference_accuracy()
-        out["floor"] = {"what": what, "num": r["num"], "metrics": r["metrics"],
-                        **({"acc": f"digits classifier on the real {ev.split} split"} if "acc" in ev.metrics else {})}
-    if isinstance(source, GeneratorSource):
-        ceiling = untrained_source(source.recipe, source.info, ev.device)
-        what = (f"untrained {source.recipe.name} generator (initialised as the trainer does, "
-                f"seed {source.recipe.cfg.seed})")
-    elif ev.kind == "image":
-        ceiling, what = NoiseSource(ev.shape), "uniform noise images"
-    else:
-        out["ceiling"] = {"what": "none for this source"}
-        return out
-    # noise has no labels: acc is left out of its row
-    row = [m for m in ev.metrics if m != "acc" or ceiling.conditional]
-    r = ev.run(ceiling, num, seed, metrics=row) if row else {"num": num, "metrics": {}}
-    out["ceiling"] = {"what": what, "num": r["num"], "metrics": r["metrics"]}
-    return out
-
-
 def _notes(ev: Evaluation, num: int, n_ref: int) -> list[str]:
     notes = []
     dim = (ev.extractor.protocol.get("feature_dim") or 0) if ev.extractor else 0
     if ev.extractor is not None and ev.shape[0] == 3 and ev.features == "digits":
         dim *= 3
+    if ev.extractor is not None and ev.extractor.protocol.get("canonical") is False:
+        notes.append(f"the {ev.features} weights are not the canonical file (SHA-256 "
+                     f"{ev.extractor.protocol['weights_sha256'][:16]}...): not comparable to published numbers")
     if "fid" in ev.metrics and dim and min(num, n_ref) <= dim:
         notes.append(f"FID with {min(num, n_ref)} samples in {dim} dimensions: the covariance is poorly "
                      f"estimated and FID is biased upwards; compare FIDs only at the same N and reference")
     return notes
 
 
+def _digits_misuse(ev: Evaluation, source) -> list[str]:
+    """The digits CNN saw 8x8 grey digits only: on photos its features are not a measure of anything."""
+    why = []
+    if ev.ref.split(":")[0] not in DIGIT_SPECS:
+        why.append(f"the reference {ev.ref!r} is not digits")
+    if isinstance(source, FolderSource) and source.native_channels == 3 and ev.shape[0] == 1:
+        why.append("the folder holds colour images, read as grey to match the 1-channel digits reference")
+    if not why:
+        return []
+    return [f"warning: the digits extractor (an 8x8 grey digits CNN) scores these images but {' and '.join(why)}; "
+            f"its numbers say nothing about photos: use --features inception (or dinov2) and --ref with real "
+            f"images of the same kind"]
+
+
 def evaluate(source, ref: str | None = None, metrics=DEFAULT_METRICS, num: int | None = None,
              features: str | None = None, seed: int = 0, weights=None, batch_size: int | None = None,
              split: str = "test", reference: bool = True, device=None, download: bool = False,
-             out=None, ref_num: int | None = None) -> dict:
+             out=None, ref_num: int | None = None, protocol: str | None = None) -> dict:
     """Evaluate a run directory, checkpoint, exported generator or folder of images against `ref`.
 
     ref: data spec (default: the run's own data; `digits` for a folder). split: the reference split
     (test by default; the floor uses the other one). num: generated samples (default 1,000; a folder:
     all its images). ref_num: reference samples (default: the whole split, at most 10,000; a fixed
-    subset beyond). features: digits | inception | raw (default: digits for digits data, raw for
-    points, inception otherwise). reference: also compute the floor and ceiling at the same N.
-    out: JSON path; None = eval-<timestamp>.json next to the source; False = do not write.
+    subset beyond). features: digits | inception | dinov2 | raw (default: digits for digits data, raw for
+    points, inception otherwise). protocol: pytorch-fid | tf | clean (metrics/protocols.py; default
+    pytorch-fid, tf for dinov2). reference: also compute the floor and ceiling at the same N.
+    out: JSON path; None = eval-<timestamp>.json next to the source (beside a folder of images, never
+    inside it); False = do not write.
     Returns the result dict (metrics, protocol, reference_points, path).
     """
     if split not in ("train", "test"):
         raise GanforgeError(f"split must be train or test, got {split!r}")
     metric_list = parse_metrics(metrics)
     dev = _device(device)
-    with torch.random.fork_rng(devices=cuda_devices(dev)):
+    with torch.random.fork_rng(devices=cuda_devices(dev)), record.no_tf32(dev):
         source_obj = open_source(source, dev)
         is_gen = isinstance(source_obj, GeneratorSource)
         ref = ref or (source_obj.info.spec if is_gen else "digits")
@@ -373,7 +366,7 @@ def evaluate(source, ref: str | None = None, metrics=DEFAULT_METRICS, num: int |
                 source_obj.set_channels(int(ref_data.x.shape[1]))
         ev = Evaluation(kind=source_obj.kind, shape=source_obj.shape, ref=ref, split=split, metrics=metric_list,
                         features=features, weights=weights, batch_size=batch_size, device=dev, download=download,
-                        ref_num=ref_num)
+                        ref_num=ref_num, protocol=protocol)
         ev.check_source(source_obj, str(source))
         if num is None:
             num = source_obj.available or DEFAULT_NUM
@@ -383,7 +376,8 @@ def evaluate(source, ref: str | None = None, metrics=DEFAULT_METRICS, num: int |
             raise GanforgeError(f"{str(source)!r} holds only {source_obj.available} images; pass --num "
                                 f"{source_obj.available} or fewer")
         r = ev.run(source_obj, num, seed)
-        result = {"source": source_obj.describe, "metrics": r["metrics"], "protocol": ev.protocol(r["num"], seed)}
+        result = {"source": source_obj.describe, "metrics": r["metrics"],
+                  "protocol": ev.protocol(r["num"], seed, r["content"])}
         result["protocol"]["generated"] = (QUANTIZE if is_gen and ev.kind == "image" else "as stored")
         if is_gen and source_obj.conditional:
             result["protocol"]["labels"] = f"sample i drawn for label i % {source_obj.num_classes}"
@@ -392,6 +386,11 @@ def evaluate(source, ref: str | None = None, metrics=DEFAULT_METRICS, num: int |
         if reference:
             result["reference_points"] = reference_points(ev, source_obj, r["num"], seed)
         result["notes"] = _notes(ev, r["num"], len(ev.ref_idx))
+        if ev.features == "digits" and ev.extractor is not None:
+            result["notes"] += _digits_misuse(ev, source_obj)
+    for note in result["notes"]:
+        if note.startswith("warning:"):
+            print(f"ganforge: {note}", file=sys.stderr)
     result["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     if out is not False:
         result["path"] = str(write_result(result, source, out))

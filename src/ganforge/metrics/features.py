@@ -10,7 +10,10 @@ that is copied into every result computed with it.
 - `digits`: the bundled 8x8 digits CNN (metrics/digits.py). A 3-channel image (`digits:stacked`) is
   three digits: each channel goes through the CNN on its own, features are concatenated (3 x 128) and
   the class distribution is the product of the three (1,000 classes, PacGAN's stacked label space).
-- `inception`: the FID Inception-v3 (metrics/inception.py), 2048-d pool features, 1008 logits.
+- `inception`: the FID Inception-v3 (metrics/inception.py), 2048-d pool features, 1008 logits; the images
+  are prepared by the named protocol (metrics/protocols.py), whose IS takes the fc logits with or without bias.
+- `dinov2`: DINOv2 ViT-L/14 (or ViT-B/14, as the weights file says) class token (metrics/dinov2.py), for
+  FD-DINOv2 (Stein et al. 2023, arXiv:2306.04675); no classifier, so no IS.
 - `raw`: points and table rows as they are (FID of 2-D mixtures is the Frechet distance of the fits).
 """
 from __future__ import annotations
@@ -24,6 +27,9 @@ from torch import Tensor
 from ..errors import GanforgeError
 from ..registry import FEATURES
 from . import digits as digits_mod
+from . import protocols
+from .dinov2 import load_dinov2
+from .inception import load_inception, weights_sha256
 
 
 class Extractor:
@@ -96,7 +102,30 @@ class InceptionFeatures(Extractor):
     @torch.no_grad()
     def __call__(self, x: Tensor, logits: bool = False) -> dict[str, Tensor | None]:
         out = self.net(x)
-        return {"features": out["pool"], "logits": out["logits"] if logits else None}
+        # tf: Salimans et al.'s IS code (and torch-fidelity) softmax pool3 @ W without the fc bias
+        key = "logits_unbiased" if protocols.get(self.net.preprocessing).is_logits == "unbiased" else "logits"
+        return {"features": out["pool"], "logits": out[key] if logits else None}
+
+
+class DINOv2Features(Extractor):
+    name = "dinov2"
+    default_batch = 25
+
+    def __init__(self, model, protocol: dict):
+        super().__init__(protocol)
+        self.net = model
+
+    def check(self, shape, kind):
+        super().check(shape, kind)
+        if shape[0] not in (1, 3):
+            raise GanforgeError(f"DINOv2 takes 1- or 3-channel images, got {shape[0]} channels")
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, logits: bool = False) -> dict[str, Tensor | None]:
+        if logits:
+            raise GanforgeError("DINOv2 has no classifier: the Inception Score needs --features inception "
+                                "(or digits)")
+        return {"features": self.net(x)["cls"], "logits": None}
 
 
 class RawFeatures(Extractor):
@@ -119,8 +148,6 @@ def digits_features(weights=None, device="cpu", **_) -> DigitsFeatures:
     else:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
-
-        from .inception import weights_sha256
         path = Path(weights).expanduser()
         if not path.is_file():
             raise GanforgeError(f"digits evaluator weights {str(path)!r} do not exist; omit --weights to use the "
@@ -136,21 +163,39 @@ def digits_features(weights=None, device="cpu", **_) -> DigitsFeatures:
     protocol = {"extractor": "digits", "weights": str(path), "weights_sha256": sha,
                 "preprocessing": "images in [-1, 1]; resized to 8x8 (area when larger, bilinear when smaller); "
                                  "3-channel images: each channel separately, features concatenated",
-                "feature_dim": digits_mod.FEATURE_DIM, "layer": "penultimate (after ReLU)"}
+                "feature_dim": digits_mod.FEATURE_DIM, "layer": "penultimate (after ReLU)",
+                "logits": "log softmax of the CNN's 10 classes (3 channels: the sum over channels, 1,000 classes)"}
     return DigitsFeatures(net.to(device), protocol)
 
 
 @FEATURES.register("inception")
-def inception_features(weights=None, device="cpu", download=False, cache_dir=None, **_) -> InceptionFeatures:
+def inception_features(weights=None, device="cpu", download=False, cache_dir=None, protocol=None,
+                       **_) -> InceptionFeatures:
     """FID Inception-v3 from `weights`, the cache, or (download=True) the pytorch-fid release."""
-    from .inception import load_inception
+    p = protocols.get(protocol or "pytorch-fid")
+    model = load_inception(weights, cache_dir=cache_dir, download=download, protocol=p.name)
+    bias = "with" if p.is_logits == "biased" else "without"
+    record = {"extractor": "inception", "weights": model.protocol["weights"],
+              "weights_sha256": model.protocol["weights_sha256"], "canonical": model.protocol["canonical"],
+              "protocol": p.name, "preprocessing": "1 channel repeated to 3; " + model.protocol["resize"],
+              "feature_dim": 2048, "layer": "pool3 (2048-d)",
+              "logits": f"fc over 1008 classes, {bias} the fc bias (the IS input)"}
+    return InceptionFeatures(model.to(device), record)
 
-    model = load_inception(weights, cache_dir=cache_dir, download=download)
-    protocol = {"extractor": "inception", "weights": model.protocol["weights"],
-                "weights_sha256": model.protocol["weights_sha256"],
-                "preprocessing": "1 channel repeated to 3; " + model.protocol["resize"],
-                "feature_dim": 2048, "layer": "pool3 (2048-d); logits: fc over 1008 classes"}
-    return InceptionFeatures(model.to(device), protocol)
+
+@FEATURES.register("dinov2")
+def dinov2_features(weights=None, device="cpu", download=False, cache_dir=None, protocol=None,
+                    **_) -> DINOv2Features:
+    """DINOv2 ViT-L/14 (or the architecture of the `weights` file) from Meta's release."""
+    if (protocol or "tf") != "tf":
+        protocols.get(protocol)   # an unknown name gets its suggestion first
+        raise GanforgeError(f"the dinov2 extractor is defined under protocol 'tf' only (torch-fidelity's DINOv2 "
+                            f"input: TF1 bilinear to 224 and the ImageNet mean / std), not {protocol!r}; drop "
+                            f"--protocol or pass --protocol tf")
+    model = load_dinov2(weights, cache_dir=cache_dir, download=download)
+    record = {**model.protocol, "preprocessing": "1 channel repeated to 3; " + model.protocol["resize"],
+              "feature_dim": model.norm.normalized_shape[0], "layer": "final LayerNorm class token"}
+    return DINOv2Features(model.to(device), record)
 
 
 @FEATURES.register("raw")

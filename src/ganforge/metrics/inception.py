@@ -6,12 +6,20 @@ FIDInceptionA / C / E_1 blocks (3x3 average pools with count_include_pad=False) 
 (3x3 max pool in the pool branch), BatchNorm eps 0.001, no auxiliary head, fc 2048 -> 1008.
 Module names match `pt_inception-2015-12-05-6726825d.pth` (pytorch-fid, torch-fidelity) exactly.
 
-Outputs: `pool` (the 2048-d global average pool, FID's features) and `logits` (fc over 1008 classes,
-for the Inception Score). Preprocessing: see `preprocess`.
+Outputs: `pool` (the 2048-d global average pool, FID's features), `logits` (fc over 1008 classes, with its
+bias) and `logits_unbiased` (pool @ fc.weight.T: what Salimans et al.'s IS code and torch-fidelity's isc
+use). Preprocessing: the named protocol (metrics/protocols.py), `pytorch-fid` by default.
+
+Weights: the canonical file is pytorch-fid's release, whose name carries the first 8 hex digits of its
+SHA-256 (torch.hub's convention). Every load hashes the file; a file whose hash does not start with them
+is loaded (random or fine-tuned weights are legitimate for tests) but recorded as `canonical: false` and
+announced with a warning line: its numbers are not comparable to any published FID.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -19,27 +27,17 @@ from torch import nn
 
 from ..download import file_hash, read_state_dict, weights_file
 from ..errors import GanforgeError
+from . import protocols
 
-DEFAULT_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-               "pt_inception-2015-12-05-6726825d.pth")
-RESIZE = "bilinear 299x299, align_corners=False, antialias=False (pytorch-fid's resize), values in [-1, 1]"
+NAME = "pt_inception-2015-12-05-6726825d.pth"
+DEFAULT_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + NAME
+CANONICAL_SHA256_PREFIX = "6726825d"     # the hash in the official file name
 
 
-def preprocess(images: torch.Tensor) -> torch.Tensor:
-    """Images N x C x H x W in [-1, 1] (C = 1 or 3) -> N x 3 x 299 x 299 in [-1, 1].
-
-    One channel is repeated to three. The resize is F.interpolate bilinear, align_corners=False,
-    antialias=False, as pytorch-fid does (clean-fid shows the resize alone can move FID by ~6, so it is
-    recorded in RESIZE). Values are not rescaled: the network was ported to take [-1, 1], and pytorch-fid
-    maps its [0, 1] input to that range with 2x - 1. Bilinear weights are convex, so the range is kept.
-    """
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise GanforgeError(f"FID Inception takes images N x C x H x W with C = 1 or 3, "
-                            f"got shape {tuple(images.shape)}")
-    x = images.float()
-    if x.shape[1] == 1:
-        x = x.repeat(1, 3, 1, 1)
-    return F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False, antialias=False)
+def preprocess(images: torch.Tensor, protocol: str = "pytorch-fid") -> torch.Tensor:
+    """Images N x C x H x W in [-1, 1] holding 8-bit levels (C = 1 or 3) -> N x 3 x 299 x 299 in [-1, 1],
+    resized and normalised as `protocol` says (metrics/protocols.py)."""
+    return protocols.prepare(images, protocol, 299, "inception")
 
 
 class BasicConv2d(nn.Module):
@@ -169,10 +167,12 @@ class InceptionFID(nn.Module):
     """FID Inception-v3: forward(images in [-1, 1]) -> {"pool": N x 2048, "logits": N x 1008}.
 
     Built in eval mode (BatchNorm uses the stored running statistics). Weights: `load_inception`.
+    `protocol` names the preprocessing (metrics/protocols.py).
     """
 
-    def __init__(self):
+    def __init__(self, protocol: str = "pytorch-fid"):
         super().__init__()
+        self.preprocessing = protocols.get(protocol).name
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
@@ -193,7 +193,10 @@ class InceptionFID(nn.Module):
         self.eval()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = preprocess(images)
+        return self.trunk(preprocess(images, self.preprocessing))
+
+    def trunk(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The network on an already prepared N x 3 x 299 x 299 input."""
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
@@ -201,7 +204,7 @@ class InceptionFID(nn.Module):
         for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
             x = getattr(self, f"Mixed_{name}")(x)
         pool = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return {"pool": pool, "logits": self.fc(pool)}
+        return {"pool": pool, "logits": self.fc(pool), "logits_unbiased": pool @ self.fc.weight.T}
 
 
 def weights_sha256(path) -> str:
@@ -210,15 +213,16 @@ def weights_sha256(path) -> str:
 
 
 def load_inception(weights=None, cache_dir=None, download: bool = False, url: str = DEFAULT_URL,
-                   sha256_prefix: str = "6726825d") -> InceptionFID:
+                   sha256_prefix: str = CANONICAL_SHA256_PREFIX, protocol: str = "pytorch-fid") -> InceptionFID:
     """Build InceptionFID and load its weights from `weights`, else the cache, else (download=True) `url`.
 
-    The returned model (eval mode) carries `protocol`: extractor, weights path and SHA-256, resize.
+    The returned model (eval mode) carries `protocol`: extractor, weights path and SHA-256, whether they are
+    the canonical file, the preprocessing protocol and its resize.
     """
     path = weights_file(weights, cache_dir, download, url, what="FID Inception weights", flag="--weights PATH",
-                        expected=sha256_prefix)
-    model = InceptionFID()
-    state = read_state_dict(path, "pt_inception-2015-12-05-6726825d.pth")
+                        expected=sha256_prefix, download_flag="--download")
+    model = InceptionFID(protocol)
+    state = read_state_dict(path, NAME)
     for key, value in model.state_dict().items():
         # the released file predates BatchNorm's counter; it is unused in eval mode
         if key.endswith("num_batches_tracked") and key not in state:
@@ -232,8 +236,15 @@ def load_inception(weights=None, cache_dir=None, download: bool = False, url: st
                             f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} with "
                             f"wrong shapes {wrong[:3]}; pass --weights with pt_inception-2015-12-05-6726825d.pth")
     model.load_state_dict(state, strict=True)
-    model.protocol = {"extractor": "inception", "weights": str(path), "weights_sha256": weights_sha256(path),
-                      "resize": RESIZE}
+    sha = weights_sha256(path)
+    canonical = sha.startswith(CANONICAL_SHA256_PREFIX)
+    if not canonical:
+        print(f"ganforge: warning: {path} (SHA-256 {sha[:16]}...) is not the canonical {NAME} (SHA-256 "
+              f"{CANONICAL_SHA256_PREFIX}...): its FID / IS / KID are not comparable to published numbers",
+              file=sys.stderr)
+    model.protocol = {"extractor": "inception", "weights": str(path), "weights_sha256": sha,
+                      "canonical": canonical, "protocol": model.preprocessing,
+                      "resize": protocols.get(model.preprocessing).resize}
     return model.eval()
 
 

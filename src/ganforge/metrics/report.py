@@ -43,6 +43,8 @@ def format_table(result: dict) -> str:
             sha = (f.get("weights_sha256") or "")[:16]
             lines.append(f"{label:11s} {f['extractor']}" + (f" (weights sha256 {sha}...)" if sha else "")
                          + f"; {f['preprocessing']}")
+    if p.get("protocol"):
+        lines.append(f"protocol:   {p['protocol']}; comparable to {p.get('comparable_to', '?')}")
     lines.append(f"ganforge:   {p['ganforge_version']}")
     points = result.get("reference_points") or {}
     floor, ceiling = points.get("floor", {}), points.get("ceiling", {})
@@ -76,17 +78,22 @@ def format_table(result: dict) -> str:
 
 
 def write_result(result: dict, source, out) -> Path:
-    """eval-<timestamp>.json next to the source (a run's folder for a checkpoint), or `out`; written atomically."""
+    """eval-<timestamp>.json in a run or export folder (the run's folder for a checkpoint), FOLDER-eval-<timestamp>.json
+    beside a folder of images, or `out`; written atomically."""
     if out:
         path = Path(out)
     else:
-        base = Path(source)
+        base, prefix = Path(source), ""
         if result["source"].get("kind") == "checkpoint":
             base = base.parent.parent
+        if result["source"].get("kind") == "folder":
+            # beside the folder, never inside it: a JSON in an image folder is read by the next evaluation of
+            # that folder (or by the training data reader) as one more file
+            base, prefix = base.resolve().parent, base.resolve().name + "-"
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path, i = base / f"eval-{stamp}.json", 1
+        path, i = base / f"{prefix}eval-{stamp}.json", 1
         while path.exists():
-            path, i = base / f"eval-{stamp}-{i}.json", i + 1
+            path, i = base / f"{prefix}eval-{stamp}-{i}.json", i + 1
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(jsonable(result), indent=2) + "\n")

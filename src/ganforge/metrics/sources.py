@@ -16,7 +16,8 @@ from PIL import Image
 from torch import Tensor
 
 from .. import runs
-from ..data.images import IMAGE_EXTS, open_image
+from ..data.base import Data
+from ..data.images import IMAGE_EXTS, image_info, open_image
 from ..errors import GanforgeError
 
 QUANTIZE = "clamped to [-1, 1] and rounded to 8 bits (as a saved PNG)"
@@ -160,6 +161,14 @@ class FolderSource:
                 arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
             x = uint8_to_float(torch.from_numpy(np.stack(arrays)))
             yield x, (self.labels[idx] if self.labels is not None else None)
+
+
+def folder_data(path, channels: int | None) -> tuple[Data, object]:
+    """A `folder:` reference read as it is stored (no resize, no crop), as pytorch-fid reads a folder: for
+    non-square samples, which ganforge.data's square centre crop could not match."""
+    src = FolderSource(Path(path), channels)
+    x = torch.cat([((b + 1) * 127.5).round().to(torch.uint8) for b, _ in src.batches(src.available, 256, 0)])
+    return Data(x, src.labels), image_info(f"folder:{path}", x, src.labels, [])
 
 
 def open_source(path, device) -> GeneratorSource | FolderSource:
