@@ -3,7 +3,8 @@
 Facts checked: synchronized BatchNorm equals BatchNorm over the union batch (values and gradients) and plain
 BatchNorm does not; after a phase every rank holds the mean of the per-rank gradients (through DDP's
 reducer, and through the manual fallback for nets reached by a method other than forward); data shards are
-disjoint; `torchrun -m ganforge train` writes one run (rank 0 only) with the effective batch size recorded.
+disjoint; `torchrun -m ganforge train` writes one run (rank 0 only, its TensorBoard events too) with the effective
+batch size recorded.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ganforge.data.base import Batches, Data
 from ganforge.errors import GanforgeError
@@ -229,12 +231,16 @@ def test_torchrun_cli(tmp_path):
     out = tmp_path / "run"
     cmd = _torchrun("-m", "ganforge", "train", "dcgan", "--steps", "2", "--out", str(out), "--quiet",
                     "resolution=8", "batch_size=4", "g_width=8", "d_width=8", "sample_every=2",
-                    "checkpoint_every=2", "log_every=1", "num_samples=4")
+                    "checkpoint_every=2", "log_every=1", "num_samples=4", "log=tensorboard")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]                # written by one process only
+    (events,) = (out / "tensorboard").iterdir()             # one writer: rank 0's
+    ea = EventAccumulator(str(events.parent))
+    ea.Reload()
+    assert [s.step for s in ea.Scalars("D/loss")] == [1, 2] and [i.step for i in ea.Images("samples")] == [2]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["performance"]["effective_batch_size"] == 8 and summary["images"] == 16
     assert (out / "checkpoints" / "latest").read_text().strip() == "step-000002"

@@ -155,6 +155,7 @@ class TrainConfig:
     checkpoint_every: int = 1000      # steps between checkpoints (one is always written at the end)
     keep_checkpoints: int = 3         # newest step-NNNNNN folders kept (latest and best always); 0 = keep all
     log_every: int = 50               # steps between metrics.jsonl rows
+    log: str = choice("jsonl", "tensorboard")   # metrics.jsonl always; tensorboard: event files in RUN/tensorboard/
     num_samples: int = 64             # images in a sample grid (point data: at least 2,000 in its scatter)
     skip_bad: bool = False            # skip unreadable images (named in summary.json) instead of failing
     download: bool = False            # allow downloading data sets named by mnist:/cifar10: specs

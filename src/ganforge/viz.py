@@ -83,21 +83,45 @@ def write_samples(x: torch.Tensor, info, path: Path, real: torch.Tensor | None =
     return Path(path)
 
 
-def save_losses(history: list[dict], path) -> Path | None:
-    keys = sorted({k for row in history for k in row if "/" in k and k.endswith("loss")})
-    if not history or not keys:
+def _panels(history: list[dict]) -> list[tuple[str, list[str]]]:
+    """(y label, keys) of each panel of the loss plot: the phases' losses, the accuracies they log (D's on real
+    and fake: a D near 1 on both is winning, near 1/2 is guessing) and the periodic evaluation's scores."""
+    keys = sorted({k for row in history for k in row if "/" in k})
+    evals = [k for k in keys if k.startswith("eval/")]
+    losses = [k for k in keys if k.endswith("loss") and k not in evals]
+    acc = [k for k in keys if "acc" in k.rsplit("/", 1)[1] and k not in evals]
+    return [(label, ks) for label, ks in (("loss", losses), ("accuracy", acc), ("eval", evals)) if ks]
+
+
+def losses_figure(history: list[dict]):
+    """The figure save_losses writes, one panel per kind of value over a shared step axis (None: nothing
+    logged); the caller closes it."""
+    panels = _panels(history)
+    if not panels:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for k in keys:
-        pts = [(row["step"], row[k]) for row in history if k in row]
-        ax.plot(*zip(*pts), label=k)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1 + 3 * len(panels)), sharex=True, squeeze=False)
+    for ax, (label, keys) in zip(axes[:, 0], panels):
+        for k in keys:
+            pts = [(row["step"], row[k]) for row in history if k in row]
+            # evaluations are sparse: markers show where each score was taken
+            ax.plot(*zip(*pts), label=k, marker="o" if label == "eval" else None)
+        if label == "accuracy":
+            ax.set_ylim(-0.05, 1.05)
+            ax.axhline(0.5, color="#bbbbbb", lw=0.5)      # chance: D cannot tell real from generated
+        ax.set_ylabel(label)
+        ax.legend(fontsize="small")
+    axes[-1, 0].set_xlabel("step")
+    return fig
+
+
+def save_losses(history: list[dict], path) -> Path | None:
+    fig = losses_figure(history)
+    if fig is None:
+        return None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    _plt().close(fig)
     return Path(path)
 
 

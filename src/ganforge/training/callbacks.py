@@ -1,55 +1,24 @@
 """What fit() does around the steps: the log rows and their running means, the progress bar, periodic
-evaluation with checkpoints/best, and what a run leaves behind besides checkpoints (metrics.jsonl, loss
-plots, sample files)."""
+evaluation with checkpoints/best, and what a run leaves behind besides checkpoints (loss plot, sample files;
+metrics.jsonl and the `log=` backends are loggers.py's RunLog)."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
 
-from .. import __version__, viz
+from .. import __version__
 from ..viz import write_samples
 from ..errors import Diverged, GanforgeError
 from ..metrics.periodic import PeriodicEval
 from . import checkpoint, distributed
+from .loggers import RunLog
 
 
 def sample_suffix(kind: str) -> str:
     return ".csv" if kind == "table" else ".png"
-
-
-class RunLog:
-    """metrics.jsonl rows (one per log step) plus the loss plot drawn from them."""
-
-    def __init__(self, run_dir: Path, resume_step: int | None = None):
-        self.path = Path(run_dir) / "metrics.jsonl"
-        self.history: list[dict] = []
-        if self.path.exists():
-            rows = []
-            for line in self.path.read_text(errors="replace").splitlines():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:   # a row half-written by a killed run: the resumed run writes it again
-                    continue
-            # rows written after the checkpoint we resume from are replayed by the resumed run
-            self.history = [r for r in rows if isinstance(r, dict) and (resume_step is None
-                                                                         or r.get("step", 0) <= resume_step)]
-            checkpoint.write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.history))
-
-    def write(self, row: dict) -> None:
-        self.history.append(row)
-        try:
-            with self.path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-        except OSError as e:
-            raise GanforgeError(f"cannot append to {self.path} ({e.strerror}); free some space or fix the folder's "
-                                f"permissions, then `ganforge resume {self.path.parent}`") from None
-
-    def plot(self) -> Path | None:
-        return viz.save_losses(self.history, self.path.parent / "plots" / "losses.png")
 
 
 def finite(row: dict) -> list[str]:
@@ -150,6 +119,7 @@ def finish(summary: dict, log: RunLog | None, run_dir: Path, rank: int) -> dict:
     if log is None:
         return {**summary, "rank": rank, "loss_plot": None, "checkpoint": None, "last_log": {}}
     plot = log.plot()
+    log.close()
     summary.update({"loss_plot": str(plot) if plot else None, "checkpoint": str(checkpoint.latest(run_dir)),
                     "last_log": log.history[-1] if log.history else {}})
     checkpoint.write_json_atomic(run_dir / "summary.json", summary)
@@ -157,13 +127,17 @@ def finish(summary: dict, log: RunLog | None, run_dir: Path, rank: int) -> dict:
 
 
 @torch.no_grad()
-def sample_grid(recipe, G: torch.nn.Module, nets, fixed: tuple, real, run_dir: Path, step: int) -> Path:
+def sample_grid(recipe, G: torch.nn.Module, nets, fixed: tuple, real, run_dir: Path, step: int,
+                log: RunLog | None = None) -> Path:
     """samples/step-NNNNNN: the sampler on the fixed inputs (in eval mode: BatchNorm uses running statistics, and
-    sampling changes no state, so a resume stays exact), then the recipe's own pictures under plots/."""
+    sampling changes no state, so a resume stays exact), also sent to `log`'s backend; then the recipe's own
+    pictures under plots/."""
     was = G.training
     x = recipe.generate(G.eval(), *fixed)
     G.train(was)
     path = run_dir / "samples" / f"step-{step:06d}{sample_suffix(recipe.info.kind)}"
     write_samples(x.float(), recipe.info, path, real=real)
+    if log is not None:
+        log.image("samples", path, step)
     recipe.on_sample_step(nets, run_dir / "plots", step)
     return path

@@ -21,7 +21,6 @@ from torch import nn
 from .. import __version__
 from ..recipes.base import Recipe, StepContext
 from . import checkpoint, distributed, hardware, optim
-from .hardware import pick_device
 from .callbacks import EvalEvery, Meter, Progress, RunLog, check_finite, diverged, finish, sample_grid
 from .ema import EMA
 from ..errors import Diverged, GanforgeError
@@ -33,7 +32,7 @@ class Trainer:
         cfg = recipe.cfg
         self.recipe, self.cfg, self.run_dir, self.progress = recipe, cfg, Path(run_dir), progress
         # joins the torchrun job first: api.train writes the run directory only after every rank got here
-        self.dist, self.device = distributed.setup(pick_device(cfg.device))
+        self.dist, self.device = distributed.setup(hardware.pick_device(cfg.device))
         threads = hardware.pick_threads(cfg.threads, self.device, distributed.env_int("LOCAL_WORLD_SIZE", 1))
         if self.device.type == "cpu":
             torch.set_num_threads(threads[0])
@@ -60,14 +59,14 @@ class Trainer:
         self.data = data
         self.replicas = distributed.Replicas(self.nets, self.dist, self.device)
         self.evaluate = EvalEvery(recipe, cfg) if cfg.eval_every else None
+        self.log = RunLog(self.run_dir, recipe, writes=self.dist.is_main)   # a log= package missing: refused here
         self.phase_nets = self.replicas.nets
         if self.compiled:
             self.phase_nets = nn.ModuleDict({k: torch.compile(v) if any(True for _ in v.parameters()) else v
                                              for k, v in self.replicas.nets.items()})
         if self.dist.rank:                 # each rank draws its own noise (rank 0 keeps the single-process stream)
             torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
-        self.resume_differs: list[str] = []
-        self.step, self.images = 0, 0
+        self.step, self.images, self.resume_differs = 0, 0, []
         g = torch.Generator().manual_seed(cfg.seed + 1)   # fixed noise: its own generator, never the global RNG
         self.fixed_z = recipe.sample_inputs(cfg.num_samples, generator=g).to(self.device)
         labels = recipe.sample_labels(cfg.num_samples)
@@ -201,13 +200,13 @@ class Trainer:
     def write_samples(self) -> Path:
         real = self.data.x[: 2000].float().cpu() if self.recipe.info.kind == "points" else None
         return sample_grid(self.recipe, self.sampler(), self.nets, (self.fixed_z, self.fixed_labels), real,
-                           self.run_dir, self.step)
+                           self.run_dir, self.step, self.log)
 
     # -- the loop ------------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict:
         cfg, main = self.cfg, self.dist.is_main     # only rank 0 writes logs, samples and checkpoints
         self.gate.release()
-        log = RunLog(self.run_dir, resume_step=self.step) if main else None
+        log = self.log.open(self.step)    # rank 0: this session's metrics.jsonl and backend; None elsewhere
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
         if self.progress and main:
             self.how.announce(self.recipe.name, cfg.batch_size, self.dist.world_size, self.sync_bn)
