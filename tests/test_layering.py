@@ -109,3 +109,112 @@ def test_no_import_cycle_between_units():
 def test_cycle_finder_finds_cycles():
     assert _cycle({"a": {"b": []}, "b": {"c": []}, "c": {"a": []}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b": []}, "b": {"c": []}, "c": {}}) is None
+
+
+# -- start-up: the torch-free layer and the lazy tables (docs/performance.md, start-up) -------------------------
+# `import ganforge` and the CLI's parser import only these, and these import no third-party package at module
+# level: `ganforge --help` and every argument error answer without torch. tests/test_startup.py checks the
+# same fact at run time (sys.modules in a fresh process); this check names the import that breaks it.
+LIGHT = {"__init__.py", "cli.py", "config.py", "registry.py", "errors.py", "commands/__init__.py",
+         "recipes/__init__.py"}
+STDLIB_OK = {"__future__", "argparse", "collections", "dataclasses", "difflib", "importlib", "inspect", "pathlib",
+             "sys", "types", "typing"}
+
+
+def _module_level_imports(path: Path) -> list[tuple[str, int]]:
+    """(absolute module name, line) of the imports at the top level of a module (not inside functions)."""
+    pkg = ["ganforge", *path.relative_to(SRC).parts[:-1]]
+    out = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = pkg[: len(pkg) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            names = [f"{mod}.{a.name}" for a in node.names] if not node.module else [mod]
+            out += [(n, node.lineno) for n in names]
+    return out
+
+
+@pytest.mark.parametrize("light", sorted(LIGHT))
+def test_light_modules_import_no_heavy_module(light):
+    light_names = {"ganforge." + p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in LIGHT}
+    light_names |= {"ganforge", "ganforge.__version__"}
+    bad = []
+    for name, line in _module_level_imports(SRC / light):
+        top = name.split(".")[0]
+        if top == "ganforge" and name not in light_names and name.rpartition(".")[0] not in light_names - {"ganforge"}:
+            bad.append(f"{light}:{line} imports {name}")
+        elif top != "ganforge" and top not in STDLIB_OK:
+            bad.append(f"{light}:{line} imports {name}")
+    assert not bad, "a torch-free module imports a heavy one at module level:\n  " + "\n  ".join(bad)
+
+
+def _declared(package: str) -> dict[str, str]:
+    import importlib
+    return dict(importlib.import_module(f"ganforge.{package}").MODULES)
+
+
+@pytest.mark.parametrize("package,registry", [("recipes", "RECIPES"), ("data", "DATASETS")])
+def test_each_module_registers_exactly_the_names_its_table_declares(package, registry):
+    """A name the table declares is found in its module, and a module that registers a name is in the table
+    (a new family forgotten there would be invisible to `ganforge list` and `ganforge train`)."""
+    import importlib
+    import pkgutil
+
+    from ganforge import registry as reg
+
+    table = getattr(reg, registry)
+    for m in pkgutil.iter_modules([str(SRC / package)]):
+        importlib.import_module(f"ganforge.{package}.{m.name}")
+    found = {name: obj.__module__.rpartition(".")[2] for name, obj in table._objects.items()
+             if getattr(obj, "__module__", "").startswith(f"ganforge.{package}.")}
+    assert found == _declared(package), f"ganforge/{package}/__init__.py's MODULES and the @register calls differ"
+
+
+def _lazy_edges() -> dict[str, set[str]]:
+    """unit -> units it imports through a lazy table: the public API of __init__.py (`_API`) and the CLI's
+    commands (a subcommand's `_module` names commands/<module>.py)."""
+    tree = ast.parse((SRC / "__init__.py").read_text())
+    table = next(ast.literal_eval(n.value) for n in tree.body
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_API")
+    return {"__init__": {m.split(".")[0] for m in table.values()}, "cli": {"commands", "api"}}
+
+
+def test_lazy_tables_are_edges_of_the_import_graph():
+    """A lazy table imports later, not never: its edges count for the no-cycle rule like any import."""
+    graph = _unit_graph()
+    for unit, targets in _lazy_edges().items():
+        for t in targets:
+            graph[unit].setdefault(t, []).append("lazy table")
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle through a lazy table: " + " -> ".join(cycle)
+
+
+# Imports of ganforge modules inside functions hide a dependency from a reader of the module's top: each has
+# a reason here; a new one needs one too (or a module-level import).
+LOCAL_IMPORTS = {
+    ("data/base.py", "resolve"): "Domain reads a spec through data/__init__.py, which imports base.py",
+    ("data/specs_text.py", "specs_shapes"): "the caption spec reuses the shapes renderer's loader when it is read",
+    ("metrics/__init__.py", "evaluate"): "the metrics package's lazy __getattr__ (its docstring says why)",
+    ("metrics/__init__.py", "periodic"): "the metrics package's lazy __getattr__",
+    ("metrics/__init__.py", "features"): "the metrics package's lazy __getattr__",
+    ("recipes/base.py", "viz"): "pictures are drawn at sample steps only",
+    ("recipes/gan.py", "viz"): "pictures are drawn at sample steps only",
+    ("recipes/simgan.py", "viz"): "pictures are drawn at sample steps only",
+    ("recipes/text2image.py", "data.specs_text"): "the caption tokenizer, needed when text is encoded",
+}
+
+
+def test_function_local_imports_of_the_package_have_a_reason():
+    found = set()
+    for f in sorted(SRC.rglob("*.py")):
+        for fn in ast.walk(ast.parse(f.read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("ganforge")):
+                    found.add((str(f.relative_to(SRC)), node.module or node.names[0].name))
+                elif isinstance(node, ast.Import) and any(a.name.startswith("ganforge") for a in node.names):
+                    found.add((str(f.relative_to(SRC)), node.names[0].name))
+    assert found <= set(LOCAL_IMPORTS), f"function-local imports without a reason in LOCAL_IMPORTS: {found - set(LOCAL_IMPORTS)}"

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from . import recipes  # noqa: F401  (registers the built-in families)
 from .config import from_dict, to_dict
 from .data import DataInfo, resolve
 from .errors import GanforgeError
+from .recipes.base import ImageToImage, Translator, Upscaler
 from .registry import RECIPES, suggest
 from .runs import Generator, load, read_run, run_recipe  # noqa: F401  (Generator, load: public API)
 from .training import checkpoint, distributed, lock
@@ -40,11 +40,36 @@ def register(name: str):
 
 
 def list_recipes() -> dict[str, dict[str, Any]]:
+    """name -> {"summary": the first sentence of its module's docstring, "presets": its preset names}."""
     out = {}
     for name, cls in sorted(_recipes().items()):
-        doc = (cls.__module__ and __import__(cls.__module__, fromlist=["_"]).__doc__ or "").strip()
-        out[name] = {"summary": doc.splitlines()[0] if doc else "", "presets": sorted(cls.presets)}
+        doc = sys.modules[cls.__module__].__doc__ if cls.__module__ in sys.modules else None
+        out[name] = {"summary": first_sentence(doc or cls.__doc__ or ""), "presets": sorted(cls.presets)}
     return out
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring on one line: up to the first full stop followed by the end or by a
+    capital letter (so "et al. 2014", "eq. 7" and "e.g. x" do not end it), less a leading "`name` - ". When no
+    sentence ends in the first paragraph, all of it (a closing colon, which introduces a formula, made a full
+    stop)."""
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    para = re.sub(r"^`[^`]+` - ", "", para)
+    m = re.search(r"(?<!\be\.g)(?<!\bi\.e)\.(?=\s+[A-Z]|$)", para)
+    return para[: m.start() + 1] if m else re.sub(r":$", ".", para)
+
+
+def next_step(recipe, run_dir) -> str | None:
+    """The command that reads this kind of run, for the CLI's report; None for one that generates nothing
+    (dann's classifier)."""
+    if isinstance(recipe, Upscaler):
+        return f"upscale an image: ganforge upscale {run_dir} IMAGE --out big.png"
+    if isinstance(recipe, Translator):
+        return f"translate images: ganforge translate {run_dir} IMAGES --out DIR"
+    if not recipe.generates:
+        return None
+    n = {"points": "2000", "table": "1000 --out rows.csv"}.get(recipe.info.kind, "64")
+    return f"{'refine' if isinstance(recipe, ImageToImage) else 'sample'} more: ganforge sample {run_dir} -n {n}"
 
 
 def make_config(recipe: str, preset: str | None = None, overrides: dict[str, Any] | None = None):
@@ -135,7 +160,8 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
             run_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.write_json_atomic(run_dir / "config.json", run)
         summary = trainer.fit(stop_at=stop_at)
-    return {"run_dir": str(run_dir), "skipped_images": data.skipped, "skipped_files": data.skipped_names, **summary}
+    return {"run_dir": str(run_dir), "skipped_images": data.skipped, "skipped_files": data.skipped_names,
+            "next": next_step(rec, run_dir), **summary}
 
 
 def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
@@ -158,7 +184,8 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
             raise GanforgeError(f"the data {cfg.data!r} changed since this run started (shape/classes "
                                 f"{stored.shape}/{stored.num_classes} -> {info.shape}/{info.num_classes}); "
                                 f"start a new run instead")
-        trainer = Trainer(cls(cfg, stored), data, run_dir, progress=progress)
+        rec = cls(cfg, stored)
+        trainer = Trainer(rec, data, run_dir, progress=progress)
         if fresh:
             if _is_main():
                 _clear_outputs(run_dir, "has no checkpoint yet (it stopped before its first one)")
@@ -170,4 +197,4 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
         if steps is not None and _is_main():
             run["config"] = to_dict(cfg)
             checkpoint.write_json_atomic(run_dir / "config.json", run)
-        return {"run_dir": str(run_dir), **trainer.fit(stop_at=stop_at)}
+        return {"run_dir": str(run_dir), "next": next_step(rec, run_dir), **trainer.fit(stop_at=stop_at)}

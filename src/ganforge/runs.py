@@ -24,11 +24,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from . import recipes  # noqa: F401  (registers the built-in families)
 from . import viz
 from .config import from_dict
 from .data import DataInfo
 from .errors import GanforgeError
+from .recipes.base import TextConditional
 from .registry import RECIPES
 
 FORMAT_VERSION = 1          # of checkpoint folders (training/checkpoint.py writes it into meta.json)
@@ -111,13 +111,31 @@ def load_net(recipe, name: str, folder: Path) -> torch.nn.Module:
 
 # -- the generator --------------------------------------------------------------------------------------------
 class Generator:
-    """A trained generator: `sample(n, seed=, labels=)` returns tensors in data space (images in [-1, 1])."""
+    """A trained generator, as `ganforge.load` returns it.
 
-    def __init__(self, recipe, G: torch.nn.Module, info: DataInfo, run: dict[str, Any]):
-        self.recipe, self.G, self.info, self.run = recipe, G.eval(), info, run
+    `recipe` (the family, built from config.json), `G` (the network, in eval mode; the EMA copy when the run
+    kept one), `info` (the data description: kind "image", "points" or "table", shape, classes), `run` (the
+    run's config.json) and `step` (the training step of the weights; None when unknown).
+    """
+
+    def __init__(self, recipe, G: torch.nn.Module, info: DataInfo, run: dict[str, Any], step: int | None = None):
+        self.recipe, self.G, self.info, self.run, self.step = recipe, G.eval(), info, run, step
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = 0, labels=None, truncation: float | None = None) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = 0, labels=None, truncation: float | None = None,
+               text: str | list[str] | None = None) -> torch.Tensor:
+        """n samples in data space: images N x C x H x W in [-1, 1], points N x d, table rows N x columns.
+
+        seed: the latent noise (and an image-to-image recipe's choice of held-out inputs); None draws from the
+        global torch RNG. labels: a conditional recipe's class (one int for all, or one per sample; default
+        0..K-1 cycling). text: a caption, or one per sample, for text-to-image recipes (text2image).
+        truncation: StyleGAN's psi in [0, 1] (1 = none), pulling w towards the average w.
+        """
+        if text is not None:
+            if labels is not None or not isinstance(self.recipe, TextConditional):
+                raise GanforgeError(f"text= applies to text-to-image runs ({self.recipe.name} is not one), and not "
+                                    f"together with labels=")
+            labels = text
         device = next(self.G.parameters()).device
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         z = self.recipe.sample_inputs(n, generator=g).to(device)
@@ -131,10 +149,14 @@ class Generator:
             kw["truncation"] = truncation
         return self.recipe.generate(self.G, z, labels, **kw)
 
-    def save(self, x: torch.Tensor, path, nrow: int | None = None) -> Path:
-        return viz.write_samples(x.float(), self.info, Path(path), nrow=nrow)
+    def save(self, x: torch.Tensor, path, nrow: int | None = None, real: torch.Tensor | None = None) -> Path:
+        """Write samples the way training does: images as a PNG grid (`nrow` per row; small images enlarged),
+        points as a PNG scatter or histogram (over `real` points when given), table rows as a CSV in the data's
+        own columns. Returns the path."""
+        return viz.write_samples(x.float(), self.info, Path(path), nrow=nrow, real=real)
 
     def to(self, device) -> "Generator":
+        """Move the network to `device` ("cpu", "cuda", a torch.device); sample() then runs there. Returns self."""
         self.G.to(device)
         return self
 
@@ -142,7 +164,16 @@ class Generator:
 def generator(folder: Path, run: dict[str, Any]) -> Generator:
     """The Generator of a located run (see locate)."""
     recipe = build_recipe(run)
-    return Generator(recipe, load_net(recipe, recipe.sampler, folder), recipe.info, run)
+    return Generator(recipe, load_net(recipe, recipe.sampler, folder), recipe.info, run, _weights_step(folder, run))
+
+
+def _weights_step(folder: Path, run: dict[str, Any]) -> int | None:
+    """The step a checkpoint's meta.json records (an export folder: the one its config.json records)."""
+    try:
+        step = json.loads((folder / "meta.json").read_bytes()).get("step")
+    except (OSError, ValueError, AttributeError):
+        step = run.get("step")
+    return step if isinstance(step, int) else None
 
 
 def load(path: str | Path) -> Generator:

@@ -104,8 +104,9 @@ def losses_figure(history: list[dict]):
     for ax, (label, keys) in zip(axes[:, 0], panels):
         for k in keys:
             pts = [(row["step"], row[k]) for row in history if k in row]
-            # evaluations are sparse: markers show where each score was taken
-            ax.plot(*zip(*pts), label=k, marker="o" if label == "eval" else None)
+            # evaluations are sparse: markers show where each score was taken; so does a lone row (a run shorter
+            # than log_every), which a line alone would not draw at all
+            ax.plot(*zip(*pts), label=k, marker="o" if label == "eval" or len(pts) == 1 else None)
         if label == "accuracy":
             ax.set_ylim(-0.05, 1.05)
             ax.axhline(0.5, color="#bbbbbb", lw=0.5)      # chance: D cannot tell real from generated

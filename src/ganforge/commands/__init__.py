@@ -1,17 +1,13 @@
-"""CLI subcommands beyond the core ones, one module each: `add(subparsers)` registers the parser and sets
-`func=run` via set_defaults; `run(args) -> int`. Every module in this package is enrolled by cli.py.
+"""The commands that read a trained run, one module each: the library function the Python API exports
+(`ganforge.sample`, `export`, `interpolate`, `style_mix`, `translate`, `upscale`, `invert`) and `run(args)`,
+the CLI's call of it. Their arguments are declared in cli.py, which imports no torch; cli.py imports the module
+of the one command it runs (a subcommand's `_module` default). This package's own module stays torch-free too.
 
 The checks below run before a command loads anything, so a wrong --out fails in one line at once rather
 than in a traceback from PIL / os after the work is done (and before any folder is created)."""
-import importlib
-import pkgutil
 from pathlib import Path
 
 from ..errors import GanforgeError
-
-
-def modules():
-    return [importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)]
 
 
 def out_file(path, suffixes: tuple[str, ...], what: str) -> Path:

@@ -14,14 +14,6 @@ from ..training.checkpoint import flatten, write_json_atomic
 from . import out_dir
 
 
-def add(sub) -> None:
-    p = sub.add_parser("export", help="write a self-contained generator folder (and optionally ONNX)")
-    p.add_argument("run", help="run directory or checkpoint folder")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--onnx", action="store_true", help="also write generator.onnx (needs the onnx package)")
-    p.set_defaults(func=run)
-
-
 class _Sampler(torch.nn.Module):
     def __init__(self, recipe, G):
         super().__init__()
@@ -32,18 +24,22 @@ class _Sampler(torch.nn.Module):
 
 
 def export(run_dir, out, onnx: bool = False) -> Path:
+    """Write the generator of a run directory or checkpoint folder to the new folder `out` (config.json +
+    weights.safetensors, the EMA weights when the run kept them): `ganforge.load(out)` reads it without the run
+    or its data. onnx=True also writes out/generator.onnx, a graph of (z[, labels]) -> sample with a dynamic
+    batch axis (needs the onnx package: pip install 'ganforge[onnx]'). Returns `out`."""
     out = out_dir(out)
     g = runs.load(run_dir)
     if out.exists() and any(out.iterdir()):
         raise GanforgeError(f"export folder {str(out)!r} is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     save_file(flatten({g.recipe.sampler: g.G}), str(out / "weights.safetensors"))
-    write_json_atomic(out / "config.json", {**g.run, "exported_from": str(run_dir)})
+    write_json_atomic(out / "config.json", {**g.run, "exported_from": str(run_dir), "step": g.step})
     if onnx:
         try:
             import onnx  # noqa: F401  (optional dependency, needed by --onnx only: imported when asked for)
         except ImportError:
-            raise GanforgeError("--onnx needs the onnx package: pip install onnx") from None
+            raise GanforgeError("--onnx needs the onnx package: pip install onnx (or 'ganforge[onnx]')") from None
         labels = g.recipe.sample_labels(2)
         # a tracing input of the right shape: a translator's is an image, so no data set is needed to export
         x = (torch.zeros(2, *g.recipe.input_shape()) if isinstance(g.recipe, Translator)
@@ -59,4 +55,6 @@ def export(run_dir, out, onnx: bool = False) -> Path:
 def run(a) -> int:
     out = export(a.run, a.out, a.onnx)
     print(f"exported to {out} (load it with ganforge.load({str(out)!r}))")
+    if a.onnx:
+        print(f"ONNX graph: {out / 'generator.onnx'}")
     return 0

@@ -4,21 +4,22 @@ and back to the first (a loop), `--frames` frames between two keys, `-n` walks s
 z space: spherical interpolation (slerp), which keeps interpolants at the norm Gaussian latents have
 (White 2016, arXiv:1609.04468); any recipe. w space (StyleGAN, Karras et al. 2019, arXiv:1812.04948, §4):
 linear interpolation of w = f(z), the space the paper shows to be less entangled, and where its
-perceptual path length is measured; stylegan runs only. A .gif out writes an animation, a .png a strip
-(one row per walk, one column per frame).
+perceptual path length is measured; stylegan runs only. A .gif out writes an animation, a .mp4 a video
+(H.264 through imageio-ffmpeg: the `video` extra), a .png a strip (one row per walk, one column per frame);
+frames are enlarged by --scale (nearest neighbour; by default to about 512 px wide).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..runs import load
 from ..errors import GanforgeError
 from ..recipes.base import ImageToImage
-from ..viz import grid, save_grid
+from ..viz import grid
 from . import out_file
 
 
@@ -87,51 +88,84 @@ def latent_walk(g, space: str, n: int, points: int, frames: int, seed: int = 0, 
     return [recipe.generate(G, z, labels, **kw).float().clamp(-1, 1) for z in walk(keys, frames, slerp)]
 
 
-def check_out(path, fps: int) -> Path:
-    """The walk's file name and frame rate, checked before anything is rendered or any folder made."""
+AUTO_WIDTH = 512          # --scale 0: frames enlarged to about this width (8x8 digits are unreadable as they are)
+
+
+def check_out(path, fps: int, scale: int = 0) -> Path:
+    """The walk's file name, frame rate and scale, checked before anything is rendered or any folder made."""
     if fps < 1:                       # 0 divides by zero in the frame duration; < 0 meant 1 ms frames
         raise GanforgeError(f"--fps must be >= 1; got {fps}")
-    return out_file(path, (".gif", ".png"), "interpolate writes an animation (.gif) or a strip (.png)")
+    if scale < 0:
+        raise GanforgeError(f"--scale must be >= 0 (0 = auto); got {scale}")
+    if Path(path).suffix.lower() == ".mp4" and not Path(path).is_dir():
+        _video_writer()              # the extra is checked now, not after the walk is rendered
+        return Path(path)
+    return out_file(path, (".gif", ".png"), "interpolate writes an animation (.gif, or .mp4 with the video extra) "
+                                            "or a strip (.png)")
 
 
-def save_walk(frames: list[Tensor], path: Path, fps: int = 12) -> Path:
+def _video_writer():
+    try:      # optional dependency (imageio + its ffmpeg binary), needed by .mp4 only: imported when asked for
+        import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise GanforgeError("writing .mp4 needs the video extra: pip install 'ganforge[video]' (imageio and "
+                            "imageio-ffmpeg); or write a .gif") from None
+    return imageio
+
+
+def enlarge(a, scale: int = 0):
+    """H x W (x C) uint8 -> enlarged by `scale` (nearest neighbour); 0: to about AUTO_WIDTH wide."""
+    factor = scale or max(1, AUTO_WIDTH // a.shape[1])
+    return a.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else a
+
+
+def save_walk(frames: list[Tensor], path: Path, fps: int = 12, scale: int = 0) -> Path:
     from PIL import Image
 
-    path = check_out(path, fps)
+    path = check_out(path, fps, scale)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".png":
         strip = torch.stack(frames, dim=1).flatten(0, 1)          # row = one walk, column = one frame
-        return save_grid(strip, path, nrow=len(frames))
-    images = []
-    for x in frames:
-        a = grid(x, nrow=min(8, x.shape[0]))
-        im = Image.fromarray(a)
-        factor = max(1, 256 // max(im.width, im.height))         # small digits: enlarge for viewing
-        images.append(im.resize((im.width * factor, im.height * factor), Image.NEAREST) if factor > 1 else im)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=max(1, 1000 // fps), loop=0)
+        Image.fromarray(enlarge(grid(strip, nrow=len(frames)), scale)).save(path)
+        return path
+    images = [enlarge(grid(x, nrow=min(8, x.shape[0])), scale) for x in frames]
+    if path.suffix.lower() == ".mp4":
+        _write_mp4(images, path, fps)
+    else:
+        pil = [Image.fromarray(a) for a in images]
+        pil[0].save(path, save_all=True, append_images=pil[1:], duration=max(1, 1000 // fps), loop=0)
     return path
 
 
-def add(subparsers) -> None:
-    p = subparsers.add_parser("interpolate", help="latent walk (z: slerp, w: StyleGAN's lerp) as a GIF or strip",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run", help="a run directory (or checkpoint / export folder)")
-    p.add_argument("--out", metavar="FILE.gif|FILE.png", help="default: RUN/samples/walk-SPACE-seedS.gif")
-    p.add_argument("--space", choices=["z", "w"], default="z")
-    p.add_argument("-n", "--num", type=int, default=8, help="walks side by side")
-    p.add_argument("--points", type=int, default=4, help="key latents on the loop")
-    p.add_argument("--frames", type=int, default=12, help="frames between two keys")
-    p.add_argument("--fps", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncation", type=float, default=1.0, help="psi (stylegan runs; 1 = none)")
-    p.add_argument("--label", type=int, help="class to draw (conditional recipes)")
-    p.set_defaults(func=run)
+def _write_mp4(images: list, path: Path, fps: int) -> None:
+    imageio = _video_writer()
+    h, w = images[0].shape[:2]
+    H, W = -(-h // 16) * 16, -(-w // 16) * 16          # H.264 macro blocks: pad (white, as the grid) to 16
+    with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=16, ffmpeg_log_level="error") as out:
+        for a in images:
+            rgb = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
+            out.append_data(np.pad(rgb, ((0, H - h), (0, W - w), (0, 0)), constant_values=255))
+
+
+def interpolate(run, out=None, *, space: str = "z", n: int = 8, points: int = 4, frames: int = 12, fps: int = 12,
+                scale: int = 0, seed: int = 0, truncation: float = 1.0, label: int | None = None) -> Path:
+    """Render a latent walk of a run (run directory, checkpoint or export folder) and write it to `out`.
+
+    The walk goes through `points` random key latents and back to the first, `frames` frames between two
+    keys, `n` walks side by side; space "z" (slerp, any latent-variable recipe) or "w" (StyleGAN's lerp of
+    w = f(z)); truncation: StyleGAN's psi; label: the class of a conditional recipe. out: .gif (animation at
+    `fps`), .mp4 (video; needs the `video` extra) or .png (a strip: one row per walk); default
+    RUN/samples/walk-SPACE-seedS.gif. scale enlarges each frame (nearest; 0 = about 512 px wide). Returns the
+    path written.
+    """
+    out = Path(out) if out else Path(run) / "samples" / f"walk-{space}-seed{seed}.gif"
+    check_out(out, fps, scale)
+    g = load(run)
+    return save_walk(latent_walk(g, space, n, points, frames, seed, truncation, label), out, fps, scale)
 
 
 def run(args) -> int:
-    out = Path(args.out) if args.out else Path(args.run) / "samples" / f"walk-{args.space}-seed{args.seed}.gif"
-    check_out(out, args.fps)
-    g = load(args.run)
-    frames = latent_walk(g, args.space, args.num, args.points, args.frames, args.seed, args.truncation, args.label)
-    print(save_walk(frames, out, args.fps))
+    print(interpolate(args.run, args.out, space=args.space, n=args.num, points=args.points, frames=args.frames,
+                      fps=args.fps, scale=args.scale, seed=args.seed, truncation=args.truncation, label=args.label))
     return 0

@@ -14,11 +14,11 @@ the latent space.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from torch import Tensor
 
 from ..runs import load
@@ -124,65 +124,71 @@ def read_images(paths: list[str], shape: tuple[int, ...]) -> Tensor:
     return torch.cat(out).float() / 127.5 - 1.0
 
 
-def add(subparsers) -> None:
-    p = subparsers.add_parser("invert", help="project real images into a run's latent space (Zhu 2016)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run", help="a run directory (or checkpoint / export folder)")
-    p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--out", metavar="DIR", help="default: RUN/inverted")
-    p.add_argument("--steps", type=int, default=300, help="Adam steps on the latent")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--restarts", type=int, default=16, help="random starting latents; the best is optimized")
-    p.add_argument("--feature-weight", type=float, default=0.0, help="lambda_f of the perceptual term (0 = off)")
-    p.add_argument("--label", type=int, help="class of the images (conditional recipes)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--interpolate", action="store_true", help="also walk from the first image to the second")
-    p.add_argument("--frames", type=int, default=8, help="frames of the --interpolate walk")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    from safetensors.torch import save_file
-
-    if args.interpolate and len(args.images) < 2:
+def invert(run, images, out=None, *, steps: int = 300, lr: float = 0.05, restarts: int = 16,
+           feature_weight: float = 0.0, label: int | None = None, seed: int = 0, interpolate: bool = False,
+           frames: int = 8) -> dict:
+    """Project image files (`images`: a path or a list) into the latent space of a run (project() above) and
+    write, into `out` (default RUN/inverted), per image <stem>-inverted.png (original | reconstruction) and
+    <stem>-latent.safetensors, plus inversion.json; interpolate=True also writes interpolation.png, the walk
+    from the first image's latent to the second's in `frames` frames. label: the images' class (conditional
+    recipes, required there). Returns inversion.json's content with "files" (per image: the two paths),
+    "initial_mse" and, with interpolate, "interpolation" (its path)."""
+    images = [str(images)] if isinstance(images, (str, Path)) else [str(p) for p in images]
+    if interpolate and len(images) < 2:
         raise GanforgeError("--interpolate needs two images: ganforge invert RUN A.png B.png --interpolate")
-    if args.frames < 2:
-        raise GanforgeError(f"--frames must be >= 2; got {args.frames}")
-    out = out_dir(args.out if args.out else Path(args.run) / "inverted")   # before the optimization runs
-    g = load(args.run)
-    x = read_images(args.images, g.info.shape)
-    labels = None
-    conditional = g.recipe.conditional
-    if args.label is not None:
-        k = g.info.num_classes
-        if not conditional:
-            raise GanforgeError(f"this {g.recipe.name} generator is unconditional; drop --label")
-        if not 0 <= args.label < k:
-            raise GanforgeError(f"--label must be a class of this run (0..{k - 1}); got {args.label}")
-        labels = torch.full((x.shape[0],), args.label, dtype=torch.long)
-    elif conditional:
-        raise GanforgeError(f"{g.recipe.name} is conditional: give the images' class with --label K")
-    r = project(g, x, args.steps, args.lr, args.restarts, args.feature_weight, labels, args.seed)
+    if frames < 2:
+        raise GanforgeError(f"--frames must be >= 2; got {frames}")
+    out = out_dir(out if out else Path(run) / "inverted")   # before the optimization runs
+    g = load(run)
+    x = read_images(images, g.info.shape)
+    labels = _labels(g, label, x.shape[0])
+    r = project(g, x, steps, lr, restarts, feature_weight, labels, seed)
     out.mkdir(parents=True, exist_ok=True)
-    for i, path in enumerate(args.images):
+    files = []
+    for i, path in enumerate(images):
         stem = Path(path).stem
-        save_grid(torch.stack([x[i], r["reconstruction"][i].cpu()]), out / f"{stem}-inverted.png", nrow=2)
-        meta = {"run": str(args.run), "image": str(path), "space": r["space"], "mse": f"{r['error'][i]:.6f}",
-                "steps": str(args.steps), "feature_weight": str(args.feature_weight)}
-        save_file({r["space"]: r["latent"][i:i + 1].cpu().contiguous()}, str(out / f"{stem}-latent.safetensors"),
-                  metadata=meta)
-        print(f"{path}: mse {r['error'][i]:.4f} (start {r['initial_error'][i]:.4f}, random latent "
-              f"{r['random_error'][i]:.4f}) -> {out / (stem + '-inverted.png')}")
-    summary = {"images": args.images, "space": r["space"], "mse": r["error"].tolist(),
-               "random_latent_mse": r["random_error"].tolist(), "steps": args.steps,
-               "feature_weight": args.feature_weight}
+        files.append({"inverted": str(out / f"{stem}-inverted.png"), "latent": str(out / f"{stem}-latent.safetensors")})
+        save_grid(torch.stack([x[i], r["reconstruction"][i].cpu()]), files[-1]["inverted"], nrow=2)
+        meta = {"run": str(run), "image": str(path), "space": r["space"], "mse": f"{r['error'][i]:.6f}",
+                "steps": str(steps), "feature_weight": str(feature_weight)}
+        save_file({r["space"]: r["latent"][i:i + 1].cpu().contiguous()}, files[-1]["latent"], metadata=meta)
+    summary = {"images": images, "space": r["space"], "mse": r["error"].tolist(),
+               "random_latent_mse": r["random_error"].tolist(), "steps": steps, "feature_weight": feature_weight}
     (out / "inversion.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if args.interpolate:
+    summary.update(files=files, initial_mse=r["initial_error"].tolist())
+    if interpolate:
         a, b = r["latent"][0:1], r["latent"][1:2]
         mix = slerp if r["space"] == "z" else lerp
         with torch.no_grad():
-            frames = [_render(g, mix(a, b, t / (args.frames - 1)), r["space"], None if labels is None else labels[:1])
-                      for t in range(args.frames)]
-        strip = torch.cat([x[0:1].to(frames[0].device), *frames, x[1:2].to(frames[0].device)]).float().clamp(-1, 1)
-        print(save_grid(strip, out / "interpolation.png", nrow=strip.shape[0]))
+            walk = [_render(g, mix(a, b, t / (frames - 1)), r["space"], None if labels is None else labels[:1])
+                    for t in range(frames)]
+        strip = torch.cat([x[0:1].to(walk[0].device), *walk, x[1:2].to(walk[0].device)]).float().clamp(-1, 1)
+        summary["interpolation"] = str(save_grid(strip, out / "interpolation.png", nrow=strip.shape[0]))
+    return summary
+
+
+def _labels(g, label: int | None, n: int) -> Tensor | None:
+    """The images' class as a tensor (conditional recipes need one; unconditional ones take none)."""
+    conditional = g.recipe.conditional
+    if label is None:
+        if conditional:
+            raise GanforgeError(f"{g.recipe.name} is conditional: give the images' class with --label K")
+        return None
+    k = g.info.num_classes
+    if not conditional:
+        raise GanforgeError(f"this {g.recipe.name} generator is unconditional; drop --label")
+    if not 0 <= label < k:
+        raise GanforgeError(f"--label must be a class of this run (0..{k - 1}); got {label}")
+    return torch.full((n,), label, dtype=torch.long)
+
+
+def run(args) -> int:
+    r = invert(args.run, args.images, args.out, steps=args.steps, lr=args.lr, restarts=args.restarts,
+               feature_weight=args.feature_weight, label=args.label, seed=args.seed,
+               interpolate=args.interpolate, frames=args.frames)
+    for i, path in enumerate(r["images"]):
+        print(f"{path}: mse {r['mse'][i]:.4f} (start {r['initial_mse'][i]:.4f}, random latent "
+              f"{r['random_latent_mse'][i]:.4f}) -> {r['files'][i]['inverted']}")
+    if "interpolation" in r:
+        print(r["interpolation"])
     return 0

@@ -10,7 +10,6 @@ Noise inputs are the layers' fixed buffers, so only the styles differ between ce
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -85,29 +84,33 @@ def style_mix_grid(G, rows: int, cols: int, seed: int = 0, truncation: float = 0
     return torch.cat(out).clamp(-1, 1), cols + 1
 
 
-def add(subparsers) -> None:
-    p = subparsers.add_parser("style-mix", help="StyleGAN style-mixing grid: sources A in rows, B in columns",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run", help="a stylegan run directory (or checkpoint / export folder)")
-    p.add_argument("--out", metavar="FILE.png", help="default: RUN/samples/style-mix-seedS.png")
-    p.add_argument("--rows", type=int, default=4, help="sources A")
-    p.add_argument("--cols", type=int, default=5, help="sources B")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncation", type=float, default=0.7, help="psi for both sources (1 = none)")
-    p.add_argument("--bands", default=",".join(BANDS), help="style bands copied from B, one block of rows each")
-    p.add_argument("--scale", type=int, default=0, help="enlarge the PNG by this factor (nearest); 0 = auto")
-    p.set_defaults(func=run)
+AUTO_WIDTH = 1024          # --scale 0: the figure enlarged to about this width (a 6 x 13 grid of 32 px cells
+                           # is 206 px wide as it is)
+
+
+def style_mix(run, out=None, *, rows: int = 4, cols: int = 5, seed: int = 0, truncation: float = 0.7,
+              bands=BANDS, scale: int = 0) -> Path:
+    """Write StyleGAN's style-mixing figure of a stylegan run (run directory, checkpoint or export folder).
+
+    `rows` sources A down the left, `cols` sources B along the top, one block of rows per band in `bands`
+    ("coarse", "middle", "fine", or a comma-separated string), each cell A's styles with that band from B;
+    truncation: psi for both sources. out: a .png (default RUN/samples/style-mix-seedS.png), enlarged by
+    `scale` (nearest; 0 = about 1024 px wide). Returns the path written.
+    """
+    # the cheap checks first, so a bad --out or --scale fails before the grid is synthesized
+    if scale < 0:
+        raise GanforgeError(f"--scale must be >= 0 (0 = auto); got {scale}")
+    out = Path(out) if out else Path(run) / "samples" / f"style-mix-seed{seed}.png"
+    out_file(out, (".png",), "style-mix writes a PNG grid")
+    g = load(run)
+    check_style_generator(g.G, run)
+    bands = tuple(b.strip() for b in bands.split(",") if b.strip()) if isinstance(bands, str) else tuple(bands)
+    images, nrow = style_mix_grid(g.G, rows, cols, seed, truncation, bands)
+    width = nrow * (images.shape[-1] + 2) + 2          # viz.grid's: 2 px of padding around every cell
+    return save_grid(images, out, nrow=nrow, upscale=scale or max(1, AUTO_WIDTH // width))
 
 
 def run(args) -> int:
-    # the cheap checks first, so a bad --out or --scale fails before the grid is synthesized
-    if args.scale < 0:
-        raise GanforgeError(f"--scale must be >= 0 (0 = auto); got {args.scale}")
-    out = Path(args.out) if args.out else Path(args.run) / "samples" / f"style-mix-seed{args.seed}.png"
-    out_file(out, (".png",), "style-mix writes a PNG grid")
-    g = load(args.run)
-    check_style_generator(g.G, args.run)
-    bands = tuple(b.strip() for b in args.bands.split(",") if b.strip())
-    images, nrow = style_mix_grid(g.G, args.rows, args.cols, args.seed, args.truncation, bands)
-    print(save_grid(images, out, nrow=nrow, upscale=args.scale))
+    print(style_mix(args.run, args.out, rows=args.rows, cols=args.cols, seed=args.seed, truncation=args.truncation,
+                    bands=args.bands, scale=args.scale))
     return 0

@@ -25,19 +25,6 @@ from ..viz import to_uint8
 from . import out_dir
 
 
-def add(subparsers) -> None:
-    p = subparsers.add_parser("translate", help="translate images with a pix2pix or CycleGAN run")
-    p.add_argument("run", help="run directory (or checkpoint / export folder)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the translated PNGs")
-    p.add_argument("--direction", choices=["AtoB", "BtoA"],
-                   help="CycleGAN: which generator (default AtoB); pix2pix: must match its training direction")
-    p.add_argument("--resize", action="store_true", help="resize inputs to the size the model was trained at")
-    p.add_argument("--seed", type=int, default=0, help="seed of pix2pix's dropout noise")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
-    p.set_defaults(func=run)
-
-
 def _names(kind: type, but: type | None = None) -> str:
     """The registered recipes of a kind, for messages (read from the registry, so new ones are named too)."""
     names = sorted(n for n, c in RECIPES.items() if issubclass(c, kind) and not (but and issubclass(c, but)))
@@ -133,17 +120,42 @@ def apply(recipe, G, x: torch.Tensor, resize: bool, seed: int) -> torch.Tensor:
         return G(x.to(next(G.parameters()).device)).cpu()
 
 
-def run(args) -> int:
-    out = out_dir(args.out)
-    recipe, G = load_translator(args.run, args.direction, args.device)
-    channels = recipe.input_shape(args.direction)[0]
-    files = image_files(args.inputs)
-    if not args.resize:
+def translate(run, inputs, out, *, direction: str | None = None, resize: bool = False, seed: int = 0,
+              device: str = "cpu") -> list[Path]:
+    """Translate image files and folders of images (`inputs`: a path or a list of them) with an image-to-image
+    run (pix2pix, CycleGAN, any Translator recipe) into the folder `out`, as out/<name>.png (folders keep their
+    sub-paths). direction: "AtoB" or "BtoA" (CycleGAN's two generators; default the first it was trained);
+    resize: bring inputs to the trained size instead of refusing other sizes; seed: pix2pix's dropout noise.
+    Every input's size is checked before anything is written. Returns the paths written."""
+    out = out_dir(out)
+    recipe, G = load_translator(run, direction, device)
+    files = image_files(input_paths(inputs))
+    if not resize:
         check_sizes(recipe, files)
+    return apply_all(recipe, G, files, lambda rel: out / rel, resize, seed, direction)
+
+
+def input_paths(inputs) -> list[str]:
+    return [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
+
+
+def apply_all(recipe, G, files: list[tuple[Path, Path]], target, resize: bool, seed: int,
+              direction: str | None = None) -> list[Path]:
+    """Run G on every (file, relative name) and write each result to target(relative name); one line naming
+    the file when one fails. Shared with upscale."""
+    channels = recipe.input_shape(direction)[0]
+    written = []
     for src, rel in files:
         try:
-            y = apply(recipe, G, read_image(src, channels), args.resize, args.seed)
+            y = apply(recipe, G, read_image(src, channels), resize, seed)
         except GanforgeError as e:
             raise GanforgeError(f"{src}: {e}") from None
-        print(write_image(y, out / rel))
+        written.append(write_image(y, target(rel)))
+    return written
+
+
+def run(args) -> int:
+    for path in translate(args.run, args.inputs, args.out, direction=args.direction, resize=args.resize,
+                          seed=args.seed, device=args.device):
+        print(path)
     return 0

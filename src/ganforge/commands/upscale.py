@@ -6,37 +6,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import GanforgeError
 from . import out_dir
-from .translate import apply, check_sizes, image_files, load_translator, read_image, write_image
+from .translate import input_paths, apply_all, check_sizes, image_files, load_translator
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def add(subparsers) -> None:
-    p = subparsers.add_parser("upscale", help="super-resolve images with an srgan run")
-    p.add_argument("run", help="run directory (or checkpoint / export folder)")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files or folders of images")
-    p.add_argument("--out", required=True, metavar="FILE|DIR")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
-    p.set_defaults(func=run)
+def upscale(run, inputs, out, *, device: str = "cpu") -> list[Path]:
+    """Super-resolve image files and folders of images (`inputs`: a path or a list) with an srgan run. One
+    input file and an `out` with an image suffix write that file; otherwise `out` is a folder of PNGs
+    (folders keep their sub-paths). Inputs and `out` are checked before the model is loaded, every input's
+    size before anything is written. Returns the paths written."""
+    # inputs and --out first (they need no model): a missing input or a file where the output folder
+    # should be fails in one line here, not in mkdir after the model is loaded
+    names = input_paths(inputs)
+    files = image_files(names)
+    out = Path(out)
+    single = len(files) == 1 and Path(names[0]).is_file() and out.suffix.lower() in SUFFIXES
+    if not single:
+        out_dir(out)
+    recipe, G = load_translator(run, None, device, upscale=True)
+    check_sizes(recipe, files)
+    return apply_all(recipe, G, files, lambda rel: out if single else out / rel, resize=False, seed=0)
 
 
 def run(args) -> int:
-    # inputs and --out first (they need no model): a missing input or a file where the output folder
-    # should be fails in one line here, not in mkdir after the model is loaded
-    files = image_files(args.inputs)
-    out = Path(args.out)
-    single = len(files) == 1 and Path(args.inputs[0]).is_file() and out.suffix.lower() in SUFFIXES
-    if not single:
-        out_dir(out)
-    recipe, G = load_translator(args.run, None, args.device, upscale=True)
-    channels = recipe.input_shape()[0]
-    check_sizes(recipe, files)
-    for src, rel in files:
-        try:
-            y = apply(recipe, G, read_image(src, channels), resize=False, seed=0)
-        except GanforgeError as e:
-            raise GanforgeError(f"{src}: {e}") from None
-        print(write_image(y, out if single else out / rel))
+    for path in upscale(args.run, args.inputs, args.out, device=args.device):
+        print(path)
     return 0

@@ -1,25 +1,33 @@
 """Data specs (DESIGN §6): `name` or `name:ARG`, resolved by a registry to (Data, DataInfo).
 
-Each module below registers the specs it loads (`@DATASETS.register("name")`, next to its loader); the batch
-keys, `Data`, the two-domain types and `Domain` are in base.py.
+Each module named in MODULES registers the specs it loads (`@DATASETS.register("name")`, next to its loader);
+the batch keys, `Data`, the two-domain types and `Domain` are in base.py.
 """
 from __future__ import annotations
 
-from ..registry import DATASETS
-from .base import Batches, Data, DataInfo
-from .images import resize_uint8, set_channels
+# spec name (before the `:`) -> the module in this package that loads it (its `@DATASETS.register(name)`).
+# registry.DATASETS imports a module the first time one of its specs is resolved, so a run on one data set does
+# not pay for the other spec modules (docs/performance.md, start-up). Defined before the imports below, which
+# register digits and folder while this package is still being imported. tests/test_layering.py checks the table.
+MODULES = {
+    "toy": "toy",                          # toy:gauss1d, toy:ring, toy:grid
+    "csv": "tabular",                      # csv:PATH
+    "digits": "images",                    # digits, digits:stacked
+    "folder": "images",                    # folder:PATH
+    "mnist": "archives",                   # mnist:DIR
+    "cifar10": "archives",                 # cifar10:DIR
+    "paired": "paired",                    # paired:DIR
+    "unpaired": "paired",                  # unpaired:DIR
+    "photos": "photos",                    # photos:TASK
+    "shapeswap": "shapeswap",              # shapeswap:A2B
+    "shapes": "specs_shapes",              # shapes, shapes:RES (and its variants, e.g. shapes:captions)
+    "shapes:captions": "specs_text",       # shapes:captions
+    "fonts": "specs_fonts",                # fonts, fonts:N
+}
 
-# the spec modules, one a format or a task family (importing one registers its specs)
-from . import toy          # noqa: F401 toy:gauss1d, toy:ring, toy:grid
-from . import tabular      # noqa: F401 csv:PATH
-from . import images       # noqa: F401 digits, digits:stacked, folder:PATH
-from . import archives     # noqa: F401 mnist:DIR, cifar10:DIR
-from . import paired       # noqa: F401 paired:DIR, unpaired:DIR
-from . import photos       # noqa: F401 photos:TASK
-from . import shapeswap    # noqa: F401 shapeswap:A2B
-from . import specs_shapes  # noqa: F401 shapes, shapes:RES (and its variants, e.g. shapes:captions)
-from . import specs_text   # noqa: F401 shapes:captions
-from . import specs_fonts  # noqa: F401 fonts, fonts:N
+from ..registry import DATASETS  # noqa: E402
+from .base import Batches, Data, DataInfo  # noqa: E402
+from .images import resize_uint8, set_channels  # noqa: E402
 
 __all__ = ["Batches", "Data", "DataInfo", "resolve", "DATASETS"]
 

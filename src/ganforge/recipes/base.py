@@ -141,6 +141,7 @@ class Recipe:
     players: dict[str, tuple[str, ...]] = {"G": ("G",), "D": ("D",)}
     sampler: str = "G"                               # the net generate() is given (sample grids, ganforge.load)
     conditional = False                              # True: generate() needs labels (class ids, captions...)
+    generates = True                                 # False: a model with nothing to sample (dann's classifier)
     sample_kwargs: tuple[str, ...] = ()              # extra keyword arguments generate() accepts (truncation)
 
     @property

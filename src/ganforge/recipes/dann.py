@@ -84,6 +84,7 @@ class DANN(ImageToImage):
     Config = DANNConfig
     players = {"all": ("F", "C", "Dom")}
     sampler = "F"      # what the trainer's sampler hands to generate(); DANN's generate ignores it
+    generates = False  # so the CLI suggests no `ganforge sample` after training
     presets = {"fonts2digits": {}, "fonts2digits-source-only": {"adapt": False}}
     smoke = {"source": "fonts:20", "width": 4, "hidden": 8}
 

@@ -4,6 +4,9 @@ metrics.jsonl and the `log=` backends are loggers.py's RunLog)."""
 from __future__ import annotations
 
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,26 +62,64 @@ class Meter:
 
 
 class Progress:
-    """fit()'s tqdm bar (rank 0 with progress on), showing the latest losses and images/s."""
+    """fit()'s progress (rank 0 with progress on): a tqdm bar with the latest losses and images/s on a terminal;
+    elsewhere (a log file, a pipe, a scheduler's output) one plain line every `lines`-th of the run and at
+    the end, since a bar's carriage-return redraws would fill the file with thousands of updates."""
 
-    def __init__(self, enabled: bool, name: str, total: int, initial: int):
-        self.bar = None
-        if enabled:
+    def __init__(self, enabled: bool, name: str, total: int, initial: int, stream=None, lines: int = 20):
+        self.bar, self.name, self.total, self.step, self.row = None, name, total, initial, {}
+        self.stream = stream if stream is not None else sys.stderr
+        self.plain = enabled and not (hasattr(self.stream, "isatty") and self.stream.isatty())
+        self.every, self.printed = max(1, total // lines), initial
+        if enabled and not self.plain:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, initial=initial, desc=name, unit="step", dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=initial, desc=name, unit="step", dynamic_ncols=True, file=self.stream)
 
     def update(self) -> None:
+        self.step += 1
         if self.bar is not None:
             self.bar.update(1)
+        elif self.plain and self.step % self.every == 0:
+            self._line()
 
     def show(self, row: dict) -> None:
+        self.row = {k.replace("/loss", ""): f"{v:.3f}" for k, v in row.items() if k.endswith("/loss")} \
+            | {"img/s": f"{row['images_per_s']:.0f}"}
         if self.bar is not None:
-            self.bar.set_postfix({k.replace("/loss", ""): f"{v:.3f}" for k, v in row.items() if k.endswith("/loss")}
-                                 | {"img/s": f"{row['images_per_s']:.0f}"})
+            self.bar.set_postfix(self.row)
+
+    def _line(self) -> None:
+        values = " ".join(f"{k}={v}" for k, v in self.row.items())
+        print(f"{self.name} step {self.step}/{self.total} ({100 * self.step // max(self.total, 1)}%) {values}".rstrip(),
+              file=self.stream, flush=True)
+        self.printed = self.step
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        elif self.plain and self.printed != self.step:
+            self._line()
+
+
+class SigtermAsInterrupt:
+    """SIGTERM (what schedulers and `kill` send) stops fit() as Ctrl-C does, so a checkpoint is saved: the first
+    one raises KeyboardInterrupt in the loop and puts the previous handler back (a second one then acts as it
+    would have, e.g. while that checkpoint is written, which is atomic). Only the main thread takes signals:
+    elsewhere this does nothing."""
+
+    def __init__(self):
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, self._interrupt)
+
+    def _interrupt(self, signum, frame):
+        self.restore()
+        raise KeyboardInterrupt("SIGTERM")
+
+    def restore(self) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+            self.old = None
 
 
 class EvalEvery:

@@ -21,7 +21,8 @@ from torch import nn
 from .. import __version__
 from ..recipes.base import Recipe, StepContext
 from . import checkpoint, distributed, hardware, optim
-from .callbacks import EvalEvery, Meter, Progress, RunLog, check_finite, diverged, finish, sample_grid
+from .callbacks import (EvalEvery, Meter, Progress, RunLog, SigtermAsInterrupt, check_finite, diverged, finish,
+                        sample_grid)
 from .ema import EMA
 from ..errors import Diverged, GanforgeError
 from ..data.base import Batches, Data
@@ -212,6 +213,7 @@ class Trainer:
             self.how.announce(self.recipe.name, cfg.batch_size, self.dist.world_size, self.sync_bn)
         bar = Progress(self.progress and main, self.recipe.name, cfg.steps, self.step)
         meter, t_start, last_sample = Meter(self.images), time.perf_counter(), None
+        sigterm = SigtermAsInterrupt()     # `kill` and schedulers: a checkpoint, as for Ctrl-C
         try:
             while self.step < end:
                 meter.add(self.train_step())
@@ -233,14 +235,16 @@ class Trainer:
                     self.save()
         except Diverged as e:
             raise diverged(e, self.run_dir) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            how = f" by {e}" if str(e) else ""     # "by SIGTERM"; Ctrl-C's says nothing
             if self.dist.enabled:          # the other ranks may be anywhere: no collective checkpoint now
-                raise GanforgeError(f"interrupted at step {self.step}; continue from the last checkpoint with "
+                raise GanforgeError(f"interrupted{how} at step {self.step}; continue from the last checkpoint with "
                                     f"`torchrun ... -m ganforge resume {self.run_dir}`") from None
             path = self.save()
-            raise GanforgeError(f"interrupted at step {self.step}; saved {path}. "
+            raise GanforgeError(f"interrupted{how} at step {self.step}; saved {path}. "
                                 f"Continue with `ganforge resume {self.run_dir}`") from None
         finally:
+            sigterm.restore()
             bar.close()
         summary = {"recipe": self.recipe.name, "step": self.step, "images": self.images,
                    "precision": self.precision, "device": str(self.device),
