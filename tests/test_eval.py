@@ -299,3 +299,69 @@ def test_checkpoint_and_export_folders_are_sources(run_dir, tmp_path):
     assert (r_ck["source"]["kind"], r_ex["source"]["kind"]) == ("checkpoint", "export")
     assert Path(r_ck["path"]).parent == run_dir and Path(r_ex["path"]).parent == export
     assert r_ex["metrics"] == r_run["metrics"] != r_ck["metrics"]     # latest = step 4; the checkpoint is step 2
+
+
+def test_protocol_record_reads_back_every_field(test_folder, tmp_path):
+    import PIL
+    import scipy
+    sub = tmp_path / "imgs"
+    write_pngs(sub, torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    r = evaluate(sub, ref=f"folder:{test_folder}", metrics="fid,kid,is,dc", reference=False, protocol="tf",
+                 features="digits")
+    path = Path(r["path"])
+    assert path.parent == tmp_path and path.name.startswith("imgs-eval-")    # beside the folder, not inside
+    p = json.loads(path.read_text())["protocol"]
+    assert p["protocol"] == "tf" and "ganforge numbers with the digits extractor" in p["comparable_to"]
+    env = p["environment"]
+    assert (env["numpy"], env["scipy"], env["pillow"]) == (np.__version__, scipy.__version__, PIL.__version__)
+    assert env["torch_threads"] == torch.get_num_threads() and "float32" in env["feature_dtype"]
+    assert env["tf32"] == "n/a (CPU)"
+    ref = p["reference"]
+    assert ref["split"] is None and "no splits" in ref["split_note"]          # a folder spec has no test split
+    assert ref["count"] == ref["files"] == 360 and len(ref["content_sha256"]) == 64
+    assert "BICUBIC" in ref["preprocessing"] and "centre" in ref["preprocessing"] and ref["resized"] is False
+    assert p["generated_content"]["count"] == 20 and p["generated_content"]["content_sha256"] != ref["content_sha256"]
+    assert "RandomState" in p["params"]["kid"]["sampler"] and "d < r" in p["params"]["dc"]["ball"]
+    assert "i N // 10" in p["params"]["is"]["split_rule"] and "softmax" in p["params"]["is"]["logits"]
+    again = evaluate(sub, ref=f"folder:{test_folder}", metrics="fid", reference=False, out=False, features="digits")
+    assert again["protocol"]["generated_content"] == p["generated_content"]   # the hash is of the pixels
+    # a reference the folder reader resizes says so
+    assert ref["resized_images"] == 0
+
+
+def test_non_square_folders_are_accepted_by_the_cli(tmp_path, capsys):
+    from PIL import Image
+    g = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(12):
+            Image.fromarray(g.integers(0, 255, (8, 12), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    out = tmp_path / "e.json"
+    assert main(["eval", str(tmp_path / "a"), "--ref", f"folder:{tmp_path / 'b'}", "--metrics", "fid,pr",
+                 "--features", "digits", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["protocol"]["reference"]["shape"] == [1, 8, 12] and "no resize" in r["protocol"]["reference"]["preprocessing"]
+    assert main(["eval", str(tmp_path / "a"), "--metrics", "fid"]) == 2           # digits: square data
+    assert "not square" in capsys.readouterr().err
+
+
+def test_digits_extractor_on_colour_photos_warns(tmp_path, capsys):
+    from PIL import Image
+    g = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(g.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    r = evaluate(tmp_path, metrics="fid", reference=False, out=False)
+    assert any("digits extractor" in n and "colour" in n for n in r["notes"])
+    assert "warning: the digits extractor" in capsys.readouterr().err
+    digits = evaluate(tmp_path, metrics="fid", reference=False, out=False, ref="digits")
+    assert digits["notes"] == r["notes"]
+
+
+def test_missing_weights_name_the_cli_flag(test_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path))
+    for features in ("inception", "dinov2"):
+        assert main(["eval", str(test_folder), "--features", features, "--no-reference"]) == 2
+        err = capsys.readouterr().err
+        assert "pass --download" in err and "enable download" not in err
+    assert main(["eval", str(test_folder), "--features", "dinov2", "--protocol", "clean"]) == 2
+    assert "protocol 'tf' only" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ganforge.errors import GanforgeError
+from ganforge.metrics import stats
 from ganforge.metrics import (density_coverage, feature_stats, fid, fid_from_stats, inception_score, kid,
                               mode_coverage, precision_recall)
 
@@ -214,3 +215,48 @@ def test_mode_coverage_reverse_kl_bounds():
     assert collapsed["modes"] == 1 and collapsed["reverse_kl"] == pytest.approx(math.log(8))
     none = mode_coverage(np.zeros((4, 2)), RING, STD)
     assert none["modes"] == 0 and none["high_quality"] == 0.0 and none["reverse_kl"] == math.inf
+
+
+def test_duplicated_samples_follow_each_reference_ties_rule():
+    """A collapsed generator (every fake a copy of a real) on integer features: distances tie exactly.
+    Density / coverage use prdc's open balls (d < r); precision / recall Kynkaanniemi et al.'s closed ones."""
+    g = np.random.default_rng(0)
+    real = g.integers(0, 3, size=(60, 4)).astype(float)      # many exact duplicates among the reals
+    fake = np.repeat(real[:5], 12, axis=0)                    # 5 real images, copied 12 times each
+    dc = stats.density_coverage(real, fake, k=3)
+    pr = stats.precision_recall(real, fake, k=3)
+    sq = ((real[:, None] - real[None]) ** 2).sum(-1)
+    radii = np.sort(sq, axis=1)[:, 3]
+    d = ((real[:, None] - fake[None]) ** 2).sum(-1)
+    assert dc["density"] == pytest.approx((d < radii[:, None]).sum() / (3 * len(fake)))
+    assert dc["coverage"] == pytest.approx((d.min(axis=1) < radii).mean())
+    assert (d <= radii[:, None]).sum() > (d < radii[:, None]).sum()          # the tie rule matters here
+    assert pr["precision"] == pytest.approx((d <= radii[:, None]).any(axis=0).mean())
+    # continuous features duplicated: the exact-zero distances survive the |a|^2 + |b|^2 - 2ab expansion
+    cont = g.standard_normal((40, 8)) * 100
+    dup = np.concatenate([cont, cont[:10]])
+    assert (stats._sq_dists(dup[-10:], dup[:10]).diagonal() == 0).all()
+
+
+def test_inception_score_splits_like_the_original_code():
+    g = np.random.default_rng(1)
+    logits = g.standard_normal((25, 7)) * 3                  # 25 is not divisible by 10
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    scores = []
+    for i in range(10):                                      # improved-gan's inception_score.py rule
+        part = p[i * 25 // 10:(i + 1) * 25 // 10]
+        scores.append(np.exp((part * (np.log(part) - np.log(part.mean(0)))).sum(1).mean()))
+    got = stats.inception_score(logits, splits=10, from_logits=True)
+    assert got[0] == pytest.approx(np.mean(scores), rel=1e-12) and got[1] == pytest.approx(np.std(scores), rel=1e-12)
+    other = np.mean([np.exp((q * (np.log(q) - np.log(q.mean(0)))).sum(1).mean()) for q in np.array_split(p, 10)])
+    assert abs(other - got[0]) > 1e-6                        # np.array_split's chunks give another number
+
+
+def test_kid_sampler_changes_the_subsets():
+    g = np.random.default_rng(2)
+    x, y = g.standard_normal((50, 3)), g.standard_normal((50, 3)) + 0.2
+    a = stats.kid(x, y, subsets=5, subset_size=20, seed=0)
+    b = stats.kid(x, y, subsets=5, subset_size=20, seed=0, sampler="RandomState")
+    assert a != b and b == stats.kid(x, y, subsets=5, subset_size=20, seed=0, sampler="RandomState")
+    with pytest.raises(GanforgeError, match="sampler"):
+        stats.kid(x, y, sampler="python")
