@@ -24,7 +24,7 @@ FAMILIES = sorted(n for n, cls in _recipes().items() if "loss" in {f.name for f 
 # the losses the papers fix, kept as the defaults
 DEFAULTS = {"gan": "ns", "dcgan": "ns", "cgan": "ns", "wgan": "wasserstein", "wgan_gp": "wasserstein",
             "sngan": "hinge", "lsgan": "lsgan", "progan": "wasserstein", "stylegan": "ns", "pix2pix": "ns",
-            "cyclegan": "lsgan", "srgan": "ns", "text2image": "ns", "simgan": "ns", "ssgan": "ns"}
+            "cyclegan": "lsgan", "srgan": "ns", "text2image": "ns", "simgan": "ns", "ssgan": "ns", "r3gan": "rpgan"}
 # what leaves the adversarial term the only use G makes of the real batch (so the control sees none) ...
 ISOLATE = {"pix2pix": {"lambda_l1": 0.0}, "srgan": {"lambda_content": 0.0, "lambda_mse": 0.0, "pretrain_steps": 0},
            "cyclegan": {"lambda_cyc": 0.0, "lambda_id": 0.0}, "ssgan": {"feature_matching": False}}
@@ -96,18 +96,23 @@ def test_every_family_checks_loss_against_the_registry(name):
 
 def test_label_smoothing_follows_the_registry():
     make_config("dcgan", overrides={"loss": "ragan", "label_smoothing": 0.1})
-    with pytest.raises(GanforgeError, match=r"cross-entropy losses only \(ns, minimax, ragan\); loss=hinge"):
+    with pytest.raises(GanforgeError, match=r"cross-entropy losses only \(ns, minimax, ragan, rpgan\); loss=hinge"):
         make_config("dcgan", overrides={"loss": "hinge", "label_smoothing": 0.1})
 
 
-# -- loss=ragan in every adversarial family ---------------------------------------------------------------------
+# -- the relativistic losses (ragan, rpgan) in every adversarial family -------------------------------------------
+RELATIVISTIC = [k for k, v in L.ADVERSARIAL.items() if v.needs_real]
+
+
+@pytest.mark.parametrize("loss", RELATIVISTIC)
 @pytest.mark.parametrize("name", FAMILIES)
-def test_ragan_trains_in_every_family_and_g_sees_the_real_batch(name, tmp_path):
-    t, data = trainer(name, tmp_path / "ragan", loss="ragan", **ISOLATE.get(name, {}))
+def test_relativistic_losses_train_in_every_family_and_g_sees_the_real_batch(name, loss, tmp_path):
+    t, data = trainer(name, tmp_path / loss, loss=loss, **ISOLATE.get(name, {}))
     train(t)
-    assert depends_on_real(t, data), f"{name}: G's update under ragan ignores the real batch"
-    # the control: the family's own loss (none of them reads real scores in G) leaves G's gradient unchanged
-    t, data = trainer(name, tmp_path / "own", **ISOLATE.get(name, {}))
+    assert depends_on_real(t, data), f"{name}: G's update under {loss} ignores the real batch"
+    # the control: the family's own loss (ns for r3gan, whose own is rpgan) leaves G's gradient unchanged
+    control = {"loss": "ns"} if L.ADVERSARIAL[DEFAULTS.get(name, "ns")].needs_real else {}
+    t, data = trainer(name, tmp_path / "own", **ISOLATE.get(name, {}), **control)
     assert not L.ADVERSARIAL[t.cfg.loss].needs_real
     assert not depends_on_real(t, data), f"{name}: G's gradient moved with the real batch under {t.cfg.loss}"
 
@@ -122,7 +127,10 @@ OPTIONS = {
     "vbn": {"vbn": True},
     "instance_noise": {"instance_noise": 0.1, "instance_noise_steps": 2},
     "diff_augment": {"diff_augment": "color,translation,cutout"},
+    "augment_p": {"diff_augment": "color,translation,cutout", "augment_p": 0.5},
     "r1_gamma": {"r1_gamma": 10.0},
+    "r2_gamma": {"r2_gamma": 10.0},
+    "reg_every": {"r1_gamma": 10.0, "r2_gamma": 10.0, "reg_every": 2},
     "gp_weight": {"gp_weight": 10.0, "d_norm": "layer"},
     "gp_center=0": {"gp_weight": 10.0, "gp_center": 0.0, "d_norm": "layer"},
     "gp_one_sided": {"gp_weight": 10.0, "gp_one_sided": True, "d_norm": "layer"},
@@ -144,12 +152,13 @@ def test_options_cover_adversarial_config():
     assert own - {"loss"} <= covered, f"options not trained with ragan: {own - {'loss'} - covered}"
 
 
+@pytest.mark.parametrize("loss", RELATIVISTIC)
 @pytest.mark.parametrize("option", OPTIONS)
-def test_ragan_with_every_stable_training_option(option, tmp_path):
-    t, data = trainer("dcgan", tmp_path, loss="ragan", **IMAGES, **OPTIONS[option])
+def test_relativistic_losses_with_every_stable_training_option(option, loss, tmp_path):
+    t, data = trainer("dcgan", tmp_path, loss=loss, **IMAGES, **OPTIONS[option])
     logs = train(t)
     assert "D/loss" in logs[-1] and "G/loss" in logs[-1]
-    assert depends_on_real(t, data), f"ragan + {option}: G's update ignores the real batch"
+    assert depends_on_real(t, data), f"{loss} + {option}: G's update ignores the real batch"
 
 
 def test_ragan_logs_relativistic_health_signals(tmp_path):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ganforge import losses as L
+from ganforge.errors import GanforgeError
 
 
 def test_ns_d_is_minus_value_and_log4_at_equilibrium():
@@ -115,7 +116,7 @@ def test_ragan_sign_convention_and_gradient_directions():
 def test_ragan_g_needs_the_real_logits_and_its_smoothing_is_one_sided():
     ragan = L.ADVERSARIAL["ragan"]
     assert ragan.needs_real and ragan.smoothing
-    assert not any(v.needs_real for k, v in L.ADVERSARIAL.items() if k != "ragan")
+    assert {k for k, v in L.ADVERSARIAL.items() if v.needs_real} == {"ragan", "rpgan"}   # the relativistic pair
     with pytest.raises(TypeError, match="real_logits"):
         ragan.g(fake_logits=torch.zeros(3))
     r, f, s = torch.tensor([3.0]), torch.tensor([-3.0]), 0.1
@@ -127,7 +128,7 @@ def test_ragan_g_needs_the_real_logits_and_its_smoothing_is_one_sided():
 def test_registry_lookup_names_every_loss_and_smoothing_is_checked():
     from ganforge.errors import GanforgeError
     assert L.adversarial("ragan") is L.ADVERSARIAL["ragan"]
-    with pytest.raises(GanforgeError, match="'loss' must be one of ns, minimax, wasserstein, hinge, lsgan, ragan; "
+    with pytest.raises(GanforgeError, match="'loss' must be one of ns, minimax, wasserstein, hinge, lsgan, ragan, rpgan; "
                                             "got 'softmax'"):
         L.adversarial("softmax")
     for name, entry in L.ADVERSARIAL.items():
@@ -147,3 +148,53 @@ def test_every_entry_scores_a_confident_d_lower_and_reports_its_accuracy(name):
     assert [a.item() for a in entry.accuracy(real_logits=good_r, fake_logits=good_f)] == [1.0, 1.0]
     assert [a.item() for a in entry.accuracy(real_logits=good_f, fake_logits=good_r)] == [0.0, 0.0]
     assert all(torch.isfinite(v) for v in entry.signals(real_logits=good_r, fake_logits=good_f).values())
+
+
+# -- RpGAN: relativistic pairing (Jolicoeur-Martineau 2018 eq. 7; R3GAN's loss, Huang et al. 2024 eq. 2) ----------
+def test_rpgan_matches_the_direct_formula_pair_by_pair():
+    g = torch.Generator().manual_seed(1)
+    r, f = torch.randn(9, generator=g), torch.randn(9, generator=g) - 0.3
+    rd, fd = r.double(), f.double()
+    d_want = torch.log1p(torch.exp(-(rd - fd))).mean()       # softplus(-(C_r - C_f))
+    g_want = torch.log1p(torch.exp(-(fd - rd))).mean()       # softplus(-(C_f - C_r))
+    rp = L.ADVERSARIAL["rpgan"]
+    assert rp.needs_real
+    assert rp.d(real_logits=r, fake_logits=f).item() == pytest.approx(d_want.item(), rel=1e-6)
+    assert rp.g(fake_logits=f, real_logits=r).item() == pytest.approx(g_want.item(), rel=1e-6)
+    # pairing, not averaging: permuting the fakes changes the loss (ragan's would not change)
+    perm = f.flip(0)
+    assert rp.d(real_logits=r, fake_logits=perm).item() != pytest.approx(d_want.item(), rel=1e-6)
+    assert L.ragan_d(real_logits=r, fake_logits=perm).item() == pytest.approx(
+        L.ragan_d(real_logits=r, fake_logits=f).item(), rel=1e-6)
+
+
+def test_rpgan_is_log_2_when_d_cannot_tell_and_signs_point_the_right_way():
+    for c in (0.0, 5.0, -7.5):
+        same = torch.full((4,), c)
+        assert L.rpgan_d(real_logits=same, fake_logits=same).item() == pytest.approx(math.log(2), rel=1e-6)
+        assert L.rpgan_g(fake_logits=same, real_logits=same).item() == pytest.approx(math.log(2), rel=1e-6)
+    lo, hi = torch.zeros(3), torch.full((3,), 2.0)
+    # D scoring reals above their fakes lowers D's loss and raises G's
+    assert L.rpgan_d(real_logits=hi, fake_logits=lo) < L.rpgan_d(real_logits=lo, fake_logits=hi)
+    assert L.rpgan_g(fake_logits=lo, real_logits=hi) > L.rpgan_g(fake_logits=hi, real_logits=lo)
+    # the gradient wrt a fake logit: D pushes it down, G pushes it up
+    f = torch.zeros(3, requires_grad=True)
+    L.rpgan_d(real_logits=torch.zeros(3), fake_logits=f).backward()
+    assert (f.grad > 0).all()   # minimising D's loss lowers the fake's score
+    f.grad = None
+    L.rpgan_g(fake_logits=f, real_logits=torch.zeros(3)).backward()
+    assert (f.grad < 0).all()   # minimising G's loss raises it
+
+
+def test_rpgan_refuses_unpaired_batches_and_a_missing_real_batch():
+    with pytest.raises(GanforgeError, match="same shape"):
+        L.rpgan_d(real_logits=torch.zeros(4), fake_logits=torch.zeros(5))
+    with pytest.raises(TypeError, match="real_logits"):
+        L.rpgan_g(fake_logits=torch.zeros(4))
+
+
+def test_rpgan_label_smoothing_lowers_the_real_target():
+    r, f = torch.full((2,), 3.0), torch.zeros(2)
+    plain, smooth = L.rpgan_d(real_logits=r, fake_logits=f), L.rpgan_d(real_logits=r, fake_logits=f, smoothing=0.2)
+    want = 0.8 * math.log1p(math.exp(-3)) + 0.2 * math.log1p(math.exp(3))    # BCE(3, 0.8)
+    assert smooth.item() == pytest.approx(want, rel=1e-6) and smooth > plain

@@ -6,7 +6,7 @@ from torch import nn
 from ganforge.errors import GanforgeError
 from ganforge.nn.layers import spectral_norm
 from ganforge.regularizers import (HistoricalAverage, drift_penalty, gradient_penalty, historical_average,
-                                   instance_noise, r1_penalty)
+                                   instance_noise, r1_penalty, r2_penalty)
 
 SHAPES = [(6, 2), (6, 5), (4, 1, 8, 8), (4, 3, 6, 6)]  # points, 1- and 3-channel images
 
@@ -116,6 +116,15 @@ def test_r1_on_linear_D_is_squared_norm(shape):
     assert r1.item() == pytest.approx(w.detach().norm().item() ** 2, rel=1e-12)
     (grad_w,) = torch.autograd.grad(r1, w)  # create_graph: R1 trains D
     torch.testing.assert_close(grad_w, 2 * w.detach())
+
+
+def test_r2_on_a_quadratic_D_is_the_mean_squared_norm_at_the_fakes():
+    # D(x) = 1/2 ||x||^2 has grad x: R2 = E ||x_f||^2, and it does not depend on any real sample
+    fake = batch((5, 3), 2).requires_grad_(True)
+    r2 = r2_penalty(0.5 * fake.pow(2).sum(1), fake)
+    assert r2.item() == pytest.approx(fake.detach().pow(2).sum(1).mean().item(), rel=1e-12)
+    with pytest.raises(GanforgeError, match="fake.requires_grad_"):
+        r2_penalty(torch.zeros(2), torch.zeros(2, 3))
 
 
 def test_r1_without_requires_grad_says_what_to_do():

@@ -42,8 +42,12 @@ OPTIONS = {
     "historical_averaging": ("gan", POINTS, {"historical_averaging": 1.0}),
     "ttur": ("gan", POINTS, {"d_lr": 4e-3}),
     "r1_gamma": ("gan", POINTS, {"r1_gamma": 10.0}),
+    "r2_gamma": ("gan", POINTS, {"r2_gamma": 10.0}),
+    "reg_every": ("gan", POINTS, {"r1_gamma": 10.0, "r2_gamma": 10.0, "reg_every": 2}),   # vs no penalty
+    "loss=rpgan": ("dcgan", IMAGES, {"loss": "rpgan"}),
     "instance_noise": ("gan", POINTS, {"instance_noise": 0.1}),
     "diff_augment": ("dcgan", IMAGES, {"diff_augment": "translation,cutout"}),
+    "augment_p": ("dcgan", {**IMAGES, "diff_augment": "translation,cutout"}, {"augment_p": 0.5}),
     "pac": ("gan", POINTS, {"pac": 2}),
     "clip": ("wgan", POINTS, {"clip": 0.05}),
     "gp_weight": ("gan", POINTS, {"gp_weight": 10.0}),
@@ -187,11 +191,45 @@ def test_health_signals_are_logged(tmp_path):
     ("cgan", {**IMAGES, "pac": 2}, "pac packs unconditional"),
     ("wgan", {"label_smoothing": 0.1}, "label_smoothing"),
     ("gan", {**POINTS, "instance_noise": -1.0}, "instance_noise"),
+    ("gan", {**POINTS, "reg_every": 4}, "reg_every=4.*r1_gamma and r2_gamma are 0"),
+    ("dcgan", {**IMAGES, "augment_p": 0.5}, "augment_p=0.5.*diff_augment"),
+    ("dcgan", {**IMAGES, "diff_augment": "color", "augment_p": 1.5}, "augment_p"),
+    ("gan", {**POINTS, "r2_gamma": -1.0}, "r2_gamma"),
 ])
 def test_incompatible_options_fail_before_training(recipe, kw, match, tmp_path):
     with pytest.raises(GanforgeError, match=match):
         trainer(recipe, tmp_path, **kw)
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_r1_r2_inline_are_logged_and_r2_reads_the_fakes(tmp_path):
+    t = trainer("gan", tmp_path, **POINTS, r1_gamma=2.0, r2_gamma=3.0)
+    row = t.train_step()
+    assert row["D/r1"] > 0 and row["D/r2"] > 0 and not any(k.startswith("D_reg/") for k in row)
+    # R2 alone: D's gradient wrt its parameters changes with G (the fakes), and not with the real batch's penalty
+    assert trainer("gan", tmp_path, **POINTS, r2_gamma=3.0).train_step().keys() >= {"D/r2"}
+
+
+def test_reg_every_runs_r1_r2_lazily_with_the_stylegan2_correction(tmp_path):
+    k, d_lr = 4, 2e-4
+    t = trainer("gan", tmp_path, **POINTS, r1_gamma=2.0, r2_gamma=3.0, reg_every=k, d_lr=d_lr)
+    assert [ph.name for ph in t.recipe.phases(0)] == ["D", "D_reg", "G"]
+    # D's Adam at lr x c and betas ** c, c = k / (k + 1) (recipes.base.lazy_correction)
+    c = k / (k + 1)
+    group = t.opts["D"].param_groups[0]
+    assert group["lr"] == pytest.approx(d_lr * c) and group["betas"][1] == pytest.approx(t.cfg.betas[1] ** c)
+    rows = [t.train_step() for _ in range(2 * k)]
+    ran = [i for i, row in enumerate(rows) if "D_reg/r1" in row]
+    assert ran == [0, k] and all("D/r1" not in row for row in rows)
+    assert all("D_reg/r2" in rows[i] for i in ran)
+
+
+def test_augment_p_augments_that_share_of_the_samples(tmp_path):
+    t = trainer("dcgan", tmp_path, **IMAGES, diff_augment="cutout", augment_p=0.25)
+    x = torch.ones(4000, 1, 8, 8)
+    torch.manual_seed(0)
+    changed = (t.recipe.d_view(x, 0) != x).flatten(1).any(1).float().mean().item()
+    assert changed == pytest.approx(0.25, abs=0.03)      # cutout zeroes a square of every augmented sample
 
 
 def test_options_work_with_conditional_recipes(tmp_path):

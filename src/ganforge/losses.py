@@ -4,7 +4,7 @@ Sign convention (one for the whole package): D returns logits C(x), higher means
 returns a loss to MINIMIZE. Arguments are keyword-only so real and fake can never be swapped silently.
 
 The registry maps a name - the `loss=` config key of gan, dcgan, cgan, wgan, wgan_gp, sngan, lsgan, progan,
-stylegan, pix2pix, cyclegan, srgan, text2image and simgan - to an `AdversarialLoss`:
+stylegan, r3gan, pix2pix, cyclegan, srgan, text2image and simgan - to an `AdversarialLoss`:
 
   d(*, real_logits, fake_logits, smoothing=0.0)  D's loss
   g(*, fake_logits, real_logits=None)            G's loss
@@ -33,6 +33,12 @@ With E_r / E_f the mean over the real / fake batch and sigma the logistic functi
     L_G = -E_f log D~(x_f) - E_r log(1 - D~(x_r))        (the same with real and fake swapped)
   G's loss depends on D's scores of real data (needs_real); both equal 2 log 2 when C(x_r) = C(x_f).
   The averages run over every logit of the batch (all patches of a patch discriminator).
+- rpgan - relativistic pairing GAN, RpGAN (Jolicoeur-Martineau 2018, arXiv:1807.00734, eq. 7; the loss of R3GAN,
+  Huang et al. 2024, arXiv:2501.05441, eq. 2): D compares each real sample with the fake it is paired with,
+    L_D = E_(r,f) softplus(-(C(x_r) - C(x_f)))        L_G = E_(r,f) softplus(-(C(x_f) - C(x_r)))
+  so real and fake batches must have the same shape (pair i is row i; patches pair position by position).
+  G's loss needs real logits (needs_real); both equal log 2 when C(x_r) = C(x_f). With R1 and R2 (R3GAN) the
+  game has local convergence guarantees (Huang et al. 2024, §2-3), where RpGAN alone does not.
 
 Adding a loss: its two functions (@fp32) and one `ADVERSARIAL` entry here, and its closed form in
 tests/test_losses.py; every family's `loss=` accepts it, and tests/test_loss_registry.py trains it in each.
@@ -140,6 +146,30 @@ def ragan_g(*, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor
     return ragan_d(real_logits=fake_logits, fake_logits=real_logits)
 
 
+# -- Jolicoeur-Martineau 2018 eq. 7, Huang et al. 2024 eq. 2: relativistic pairing ---------------------------------
+def _paired(real_logits: Tensor, fake_logits: Tensor) -> None:
+    if real_logits.shape != fake_logits.shape:
+        raise GanforgeError(f"rpgan pairs each real sample with one fake: D's real logits {tuple(real_logits.shape)} "
+                            f"and fake logits {tuple(fake_logits.shape)} must have the same shape (same batch size)")
+
+
+@fp32
+def rpgan_d(*, real_logits: Tensor, fake_logits: Tensor, smoothing: float = 0.0) -> Tensor:
+    """E softplus(-(C_r - C_f)) pair by pair: BCE on the paired difference, target 1 - smoothing."""
+    _paired(real_logits, fake_logits)
+    rel = real_logits - fake_logits
+    return F.binary_cross_entropy_with_logits(rel, torch.full_like(rel, 1.0 - smoothing))
+
+
+@fp32
+def rpgan_g(*, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+    """E softplus(-(C_f - C_r)): G wants each fake scored above the real it is paired with."""
+    if real_logits is None:
+        raise TypeError("rpgan's G loss compares each fake with a real sample: pass real_logits (D on a real batch)")
+    _paired(real_logits, fake_logits)
+    return F.softplus(real_logits - fake_logits).mean()
+
+
 # -- health signals ------------------------------------------------------------------------------------------
 def _threshold(t: float) -> Callable[..., tuple[Tensor, Tensor]]:
     def accuracy(*, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
@@ -153,6 +183,12 @@ def _relative_accuracy(*, real_logits: Tensor, fake_logits: Tensor) -> tuple[Ten
     """A relativistic D is right about a real when it scores it above the fakes' mean (D~(x_r) > 1/2)."""
     r, f = real_logits.detach().float(), fake_logits.detach().float()
     return (r > f.mean()).float().mean(), (f < r.mean()).float().mean()
+
+
+def _paired_accuracy(*, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """A pairing D is right about a pair when it scores the real above its fake (the same count both sides)."""
+    right = (real_logits.detach().float() > fake_logits.detach().float()).float().mean()
+    return right, right
 
 
 def _no_signals(*, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
@@ -177,6 +213,11 @@ def _relativistic_signals(*, real_logits: Tensor, fake_logits: Tensor) -> dict[s
     return {"D_real": torch.sigmoid(r - f.mean()).mean(), "D_fake": torch.sigmoid(f - r.mean()).mean()}
 
 
+def _pairing_signals(*, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    """E sigma(C_r - C_f), D's probability that the real of a pair is the real one (1/2 when it cannot tell)."""
+    return {"D_pair": torch.sigmoid(real_logits.detach().float() - fake_logits.detach().float()).mean()}
+
+
 # -- the registry ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AdversarialLoss:
@@ -197,6 +238,8 @@ ADVERSARIAL: dict[str, AdversarialLoss] = {
     "lsgan": AdversarialLoss(lsgan_d, lsgan_g, accuracy=_threshold(0.5)),   # targets 0 and 1: boundary 1/2
     "ragan": AdversarialLoss(ragan_d, ragan_g, needs_real=True, smoothing=True, accuracy=_relative_accuracy,
                              signals=_relativistic_signals),
+    "rpgan": AdversarialLoss(rpgan_d, rpgan_g, needs_real=True, smoothing=True, accuracy=_paired_accuracy,
+                             signals=_pairing_signals),
 }
 
 

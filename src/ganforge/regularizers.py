@@ -5,6 +5,7 @@
   ``center=0`` is the zero-centred variant (Thanh-Tung et al. 2019, arXiv:1902.03984); ``one_sided`` is
   max(0, ||g|| - center)^2, the variant Gulrajani et al. (section 4) compare their two-sided penalty with.
 - ``r1_penalty``: Mescheder et al. 2018, arXiv:1801.04406, eq. 9: E_real ||grad_x D(x)||^2 (times gamma/2).
+- ``r2_penalty``: Mescheder et al. 2018, eq. 10: E_fake ||grad_x D(x)||^2 (times gamma/2; R3GAN's R2).
 - ``drift_penalty``: Karras et al. 2018, arXiv:1710.10196, appendix A.1: eps_drift E_real[D(x)^2].
 - ``historical_average`` / ``HistoricalAverage``: Salimans et al. 2016, arXiv:1606.03498, section 3.3:
   ||theta - (1/t) sum_i theta[i]||^2.
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 from .errors import GanforgeError
 from .precision import wide
 
-__all__ = ["gradient_penalty", "r1_penalty", "drift_penalty", "historical_average", "HistoricalAverage",
+__all__ = ["gradient_penalty", "r1_penalty", "r2_penalty", "drift_penalty", "historical_average", "HistoricalAverage",
            "instance_noise"]
 
 
@@ -77,10 +78,21 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     ``real`` must have had ``requires_grad_(True)`` before ``real_logits = D(real)``. Evaluate that D call
     outside autocast for the reasons given in ``gradient_penalty``.
     """
-    if not real.requires_grad:
-        raise GanforgeError("r1_penalty: `real` does not require grad; call real.requires_grad_(True) "
-                            "before computing real_logits = D(real)")
-    (g,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return _squared_input_gradient(real_logits, real, "r1_penalty", "real")
+
+
+def r2_penalty(fake_logits: Tensor, fake: Tensor) -> Tensor:
+    """E_fake ||grad_x D(x)||^2 at the (detached) fake samples, multiply by gamma/2: R2 (Mescheder et al. 2018,
+    arXiv:1801.04406, eq. 10; with R1 the penalty pair of R3GAN, Huang et al. 2024, arXiv:2501.05441, eq. 4).
+    The same preconditions as r1_penalty, for ``fake``."""
+    return _squared_input_gradient(fake_logits, fake, "r2_penalty", "fake")
+
+
+def _squared_input_gradient(logits: Tensor, x: Tensor, name: str, arg: str) -> Tensor:
+    if not x.requires_grad:
+        raise GanforgeError(f"{name}: `{arg}` does not require grad; call {arg}.requires_grad_(True) "
+                            f"before computing {arg}_logits = D({arg})")
+    (g,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     return wide(g).flatten(1).pow(2).sum(1).mean()
 
 

@@ -14,6 +14,7 @@ MODULES = {
     "lsgan": "lsgan",
     "progan": "progan",
     "stylegan": "stylegan",
+    "r3gan": "r3gan",
     "pix2pix": "pix2pix",
     "cyclegan": "cyclegan",
     "srgan": "srgan",

@@ -7,13 +7,16 @@ D update of the step made, its graph into G kept (the PyTorch DCGAN example does
 step instead of two; reuse_fake=false draws fresh noise for the G step, as Goodfellow 2014 Algorithm 1 writes
 it. `d_steps` is k of that Algorithm 1 (WGAN's n_critic). Options (0 / false / "" = off):
 
-- `loss`: any entry of losses.ADVERSARIAL (ns | minimax | wasserstein | hinge | lsgan | ragan; losses.py holds
-  the equations). A loss whose G half reads D's scores of real data (`needs_real`: ragan) makes the G step
+- `loss`: any entry of losses.ADVERSARIAL (ns | minimax | wasserstein | hinge | lsgan | ragan | rpgan; losses.py
+  holds the equations). A loss whose G half reads D's scores of real data (`needs_real`: ragan, rpgan) makes the G step
   score a real batch too, through the same `d_view` as the D step;
 - `clip`: WGAN weight clipping to [-c, c] after each critic update (Arjovsky 2017, arXiv:1701.07875, Alg. 1);
 - `gp_weight`, `gp_center`, `gp_one_sided`: lambda E[(||grad D(x_hat)|| - center)^2] on random interpolates
   (Gulrajani 2017, arXiv:1704.00028, eq. 3; center 0 = zero-centred, Thanh-Tung 2019, arXiv:1902.03984);
-- `r1_gamma`: gamma/2 E_real ||grad_x D(x)||^2 (Mescheder 2018, arXiv:1801.04406, eq. 9);
+- `r1_gamma`, `r2_gamma`: gamma/2 E_real ||grad_x D(x)||^2 and gamma/2 E_fake ||grad_x D(x)||^2 (Mescheder 2018,
+  arXiv:1801.04406, eqs. 9-10; both together with rpgan are R3GAN's loss, Huang 2024, arXiv:2501.05441, eq. 4),
+  in fp32; `reg_every` = k > 1 computes them every k steps in their own D phase "D_reg" (lazy regularization,
+  StyleGAN2 §3.1: the trainer multiplies that loss by k and corrects D's Adam, recipes.base.lazy_correction);
 - Salimans et al. 2016 (arXiv:1606.03498): `feature_matching` (§3.1: G minimises ||E f(x) - E f(G(z))||^2,
   f = the input of D's last layer), `minibatch_discrimination` (§3.2), `historical_averaging` (§3.3, both
   players), one-sided `label_smoothing` (§3.4), `vbn` (§3.4: G's BatchNorm layers normalise with a
@@ -22,7 +25,8 @@ it. `d_steps` is k of that Algorithm 1 (WGAN's n_critic). Options (0 / false / "
 - `instance_noise`: N(0, s_t^2) on D's inputs, real and fake, s_t annealed linearly to 0 (Sonderby 2017,
   arXiv:1610.04490);
 - `diff_augment`: the same random differentiable augmentation T on real and fake, G's loss taken through it
-  (Zhao 2020, arXiv:2006.10738);
+  (Zhao 2020, arXiv:2006.10738); `augment_p` < 1 applies T to each D input with that probability (as ADA,
+  Karras 2020, arXiv:2006.10676, does with its pipeline; r3gan raises it along a schedule);
 - `pac`: PacGAN (Lin 2018, arXiv:1712.04086): D judges m samples of one kind concatenated along channels;
 - TTUR (`g_lr` != `d_lr`, Heusel 2017, arXiv:1706.08500) and `ema_decay` are trainer-level keys.
 
@@ -48,18 +52,15 @@ from torch.nn.utils import parametrize
 from .. import losses as L
 from ..augment import diff_augment, parse_policy
 from ..errors import Diverged, GanforgeError
-from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, check_resolution
-from ..models.mlp import MLPDiscriminator, MLPGenerator
-from ..models.resnet import ResNetDiscriminator, ResNetGenerator
 from ..nn.layers import spectral_norm
 from ..nn.options import MinibatchHead, VBNGenerator, find_head, has_batchnorm
-from ..regularizers import HistoricalAverage, gradient_penalty, instance_noise, r1_penalty
-from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+from ..regularizers import HistoricalAverage, gradient_penalty, instance_noise, r1_penalty, r2_penalty
+from .base import Nets, Phase, Recipe, RecipeConfig, StepContext, eager
 
 
 @dataclass
 class AdversarialConfig(RecipeConfig):
-    loss: str = "ns"          # losses.ADVERSARIAL: ns (non-saturating G), minimax, wasserstein, hinge, lsgan, ragan
+    loss: str = "ns"          # losses.ADVERSARIAL: ns (non-saturating G), minimax, wasserstein, hinge, lsgan, ragan, rpgan
     d_steps: int = 1          # D updates per G update (k in Goodfellow 2014, Algorithm 1; n_critic)
     reuse_fake: bool = True   # the G step reuses the last D update's fake (one G forward per step)
     clip: float = 0.0         # WGAN weight clipping: D's parameters clamped to [-clip, clip]; 0 = off
@@ -67,6 +68,8 @@ class AdversarialConfig(RecipeConfig):
     gp_center: float = 1.0    # target gradient norm: 1 (Gulrajani) or 0 (zero-centred)
     gp_one_sided: bool = False  # penalise only norms above gp_center: max(0, ||g|| - center)^2
     r1_gamma: float = 0.0     # R1 penalty gamma (gamma/2 E_real ||grad D||^2); 0 = off
+    r2_gamma: float = 0.0     # R2 penalty gamma (gamma/2 E_fake ||grad D||^2); 0 = off
+    reg_every: int = 1        # R1/R2 every k steps in a lazy D phase (StyleGAN2); 1 = inside every D update
     feature_matching: bool = False  # G minimises ||E f(real) - E f(fake)||^2 instead of its adversarial loss
     minibatch_discrimination: int = 0   # kernels B of Salimans' layer before D's head; 0 = off
     mbd_dim: int = 5          # kernel size C of minibatch discrimination
@@ -76,18 +79,24 @@ class AdversarialConfig(RecipeConfig):
     instance_noise: float = 0.0         # initial std of Gaussian noise on D's inputs; 0 = off
     instance_noise_steps: int = 0       # steps over which that std falls linearly to 0; 0 = all of `steps`
     diff_augment: str = ""    # DiffAugment policy, e.g. "color,translation,cutout" (images only); "" = off
+    augment_p: float = 1.0    # probability that each D input goes through the diff_augment policy
     pac: int = 1              # PacGAN packing m: D sees m samples at once; 1 = off
 
     def check(self) -> None:
         super().check()
         adv = L.adversarial(self.loss)
-        for key in ("d_steps", "pac", "mbd_dim"):
+        for key in ("d_steps", "pac", "mbd_dim", "reg_every"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
-        for key in ("clip", "gp_weight", "r1_gamma", "historical_averaging", "instance_noise", "gp_center",
+        for key in ("clip", "gp_weight", "r1_gamma", "r2_gamma", "historical_averaging", "instance_noise", "gp_center",
                     "minibatch_discrimination", "mbstd", "instance_noise_steps", "ema_decay"):
             if getattr(self, key) < 0:
                 raise GanforgeError(f"config key {key!r} must be >= 0; got {getattr(self, key)}")
+        if not 0 <= self.augment_p <= 1:
+            raise GanforgeError(f"config key 'augment_p' must be in [0, 1]; got {self.augment_p}")
+        if self.augment_p < 1 and not self.diff_augment:
+            raise GanforgeError(f"augment_p={self.augment_p} is the probability of the diff_augment policy, which "
+                                f"is off: set diff_augment (e.g. diff_augment=color,translation,cutout)")
         if not 0 <= self.label_smoothing < 1:
             raise GanforgeError(f"config key 'label_smoothing' must be in [0, 1); got {self.label_smoothing}")
         if self.label_smoothing and not adv.smoothing:
@@ -103,6 +112,9 @@ class AdversarialConfig(RecipeConfig):
         if self.mbstd and (self.batch_size // self.pac) % self.mbstd:
             raise GanforgeError(f"mbstd={self.mbstd} groups D's inputs, so batch_size / pac = "
                                 f"{self.batch_size // self.pac} must be a multiple of it")
+        if self.reg_every > 1 and not (self.r1_gamma or self.r2_gamma):
+            raise GanforgeError(f"reg_every={self.reg_every} sets how often R1/R2 run, but r1_gamma and r2_gamma "
+                                f"are 0: set one of them, or drop reg_every")
         parse_policy(self.diff_augment)
 
 
@@ -176,8 +188,21 @@ class AdversarialRecipe(Recipe):
 
     # -- schedule ------------------------------------------------------------------------------------------
     def phases(self, step: int) -> list[Phase]:
-        return [Phase("D", "D", self.d_loss, repeat=self.cfg.d_steps, after_update=self._after_update("D", step)),
-                Phase("G", "G", self.g_loss, after_update=self._after_update("G", step))]
+        c = self.cfg
+        out = [Phase("D", "D", self.d_loss, repeat=c.d_steps, after_update=self._after_update("D", step))]
+        if self.lazy_penalties:
+            out.append(Phase("D_reg", "D", self.reg_loss, every=c.reg_every, after_update=self._after_update("D", step)))
+        return out + [Phase("G", "G", self.g_loss, after_update=self._after_update("G", step))]
+
+    @property
+    def lazy_penalties(self) -> bool:
+        """R1/R2 in their own phase every reg_every steps, rather than inside every D update."""
+        return self.cfg.reg_every > 1 and bool(self.cfg.r1_gamma or self.cfg.r2_gamma)
+
+    def gammas(self, step: int) -> tuple[float, float]:
+        """(R1 gamma, R2 gamma) at `step`: the config's; r3gan decays them (a pure function of the step). A
+        penalty whose config gamma is 0 is never computed."""
+        return self.cfg.r1_gamma, self.cfg.r2_gamma
 
     def _after_update(self, player: str, step: int):
         """What follows each update of `player`: its gradient norm (logged with its next loss: the trainer owns
@@ -212,11 +237,19 @@ class AdversarialRecipe(Recipe):
         horizon = c.instance_noise_steps or c.steps
         return c.instance_noise * max(0.0, 1.0 - step / horizon)
 
+    def augment_probability(self, step: int) -> float:
+        """p of augment_p at `step` (r3gan schedules it; a pure function of the step)."""
+        return self.cfg.augment_p
+
     def d_view(self, x: Tensor, step: int) -> Tensor:
         """The transform every D input goes through, real and fake alike: T, noise, then packing."""
         c = self.cfg
-        if c.diff_augment:
+        p = self.augment_probability(step) if c.diff_augment else 0.0
+        if p >= 1:
             x = diff_augment(x, c.diff_augment)
+        elif p > 0:   # each sample augmented with probability p (ADA's per-image rule)
+            keep = torch.rand(x.shape[0], device=x.device) >= p
+            x = torch.where(keep.view(-1, *[1] * (x.ndim - 1)), x, diff_augment(x, c.diff_augment))
         if c.instance_noise:
             x = instance_noise(x, self.noise_std(step))
         if c.pac > 1:   # sample i of pack j is row i * (N / m) + j: m independent draws of one kind
@@ -249,34 +282,59 @@ class AdversarialRecipe(Recipe):
             with torch.no_grad():   # the D step must not build a graph into G
                 fake = self.generate(nets["G"], z, labels)
         real_in, fake_in = self.d_view(real, ctx.step), self.d_view(fake, ctx.step)
-        if c.r1_gamma:
-            # fp32 for the double backward (see regularizers.r1_penalty); grad wrt the input D actually sees
-            real_in = real_in.detach().float().requires_grad_(True)
-            with torch.autocast(ctx.device.type, enabled=False):
-                real_logits = self.discriminate(nets, real_in, labels)
-        else:
-            real_logits = self.discriminate(nets, real_in, labels)
-        fake_logits = self.discriminate(nets, fake_in, labels)
+        inline = not self.lazy_penalties      # the penalties reuse this update's D passes
+        real_in, real_logits = self._score(nets, real_in, labels, inline and c.r1_gamma > 0, ctx)
+        fake_in, fake_logits = self._score(nets, fake_in, labels, inline and c.r2_gamma > 0, ctx)
         adv = L.ADVERSARIAL[c.loss]
         loss = adv.d(real_logits=real_logits, fake_logits=fake_logits, smoothing=c.label_smoothing)
         acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
         logs = {"acc_real": acc_real, "acc_fake": acc_fake,   # health: D's accuracy, then the loss's own (V, W)
                 **adv.signals(real_logits=real_logits, fake_logits=fake_logits)}
         if c.gp_weight:
-            gp = gradient_penalty(lambda x: self.discriminate(nets, x, labels), real_in, fake_in,
+            gp = gradient_penalty(lambda x: self.discriminate(eager(nets), x, labels), real_in, fake_in,
                                   center=c.gp_center, one_sided=c.gp_one_sided)
             loss = loss + c.gp_weight * gp
             logs["gp"] = gp.detach()
-        if c.r1_gamma:
-            r1 = r1_penalty(real_logits, real_in)
-            loss = loss + 0.5 * c.r1_gamma * r1
-            logs["r1"] = r1.detach()
+        if inline:
+            loss = loss + self._penalties(real_in, real_logits, fake_in, fake_logits, ctx.step, logs)
         if c.historical_averaging:
             ha = nets["D_hist"](list(nets["D"].parameters()))
             loss = loss + c.historical_averaging * ha
             logs["hist"] = ha.detach()
         logs["loss"] = loss
         return self._health(logs, "D")
+
+    def _score(self, nets: Nets, x: Tensor, labels, penalised: bool, ctx: StepContext) -> tuple[Tensor, Tensor]:
+        """(x, D(x)); for a penalised side x becomes an fp32 leaf and D runs without autocast and uncompiled, for
+        the double backward (see regularizers.gradient_penalty) of the gradient wrt the input D actually sees."""
+        if not penalised:
+            return x, self.discriminate(nets, x, labels)
+        x = x.detach().float().requires_grad_(True)
+        with torch.autocast(ctx.device.type, enabled=False):
+            return x, self.discriminate(eager(nets), x, labels)
+
+    def _penalties(self, real_in, real_logits, fake_in, fake_logits, step: int, logs: dict) -> Tensor | float:
+        """gamma_1/2 R1 + gamma_2/2 R2 at `step` (Mescheder 2018 eqs. 9-10), each logged."""
+        (g1, g2), c, total = self.gammas(step), self.cfg, 0.0
+        if c.r1_gamma:
+            r1 = r1_penalty(real_logits, real_in)
+            total, logs["r1"] = total + 0.5 * g1 * r1, r1.detach()
+        if c.r2_gamma:
+            r2 = r2_penalty(fake_logits, fake_in)
+            total, logs["r2"] = total + 0.5 * g2 * r2, r2.detach()
+        return total
+
+    def reg_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        """The lazy phase D_reg: R1 on a real batch and R2 on a fresh fake one, through D's view."""
+        c = self.cfg
+        labels = ctx.labels if self.conditional else None
+        with torch.no_grad():
+            fake = self.generate(nets["G"], self.noise(ctx.real.shape[0], ctx.device), labels)
+        real_in, real_logits = self._score(nets, self.d_view(ctx.real, ctx.step), labels, c.r1_gamma > 0, ctx)
+        fake_in, fake_logits = self._score(nets, self.d_view(fake, ctx.step), labels, c.r2_gamma > 0, ctx)
+        logs: dict[str, Tensor] = {}
+        logs["loss"] = self._penalties(real_in, real_logits, fake_in, fake_logits, ctx.step, logs)
+        return logs
 
     def g_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c = self.cfg
@@ -288,7 +346,7 @@ class AdversarialRecipe(Recipe):
         real_logits = None
         if c.feature_matching or adv.needs_real:
             # D on a real batch, through the D step's view, without a graph (only G updates here): feature
-            # matching's f(real), and the real logits of a loss whose G half compares with them (ragan)
+            # matching's f(real), and the real logits of a loss whose G half compares with them (ragan, rpgan)
             real_labels = ctx.labels if self.conditional else None
             features = capture_features(nets["D"]) if c.feature_matching else contextlib.nullcontext([])
             with torch.no_grad(), features as f_real:
@@ -320,56 +378,3 @@ def capture_features(D: nn.Module):
         yield store
     finally:
         handle.remove()
-
-
-# -- the networks of the stable-training families (wgan, wgan_gp, sngan, lsgan) ----------------------------------
-@dataclass
-class BackboneConfig(AdversarialConfig):
-    data: str = "digits"
-    resolution: int = 16
-    arch: str = "dcgan"         # images: dcgan | resnet (SNGAN's) | mlp; points and tables always use the MLP
-    g_width: int = 64           # dcgan: G's channels at the last hidden stage; resnet: channels of every block
-    d_width: int = 64           # dcgan: D's channels at the first stage; resnet: channels of every block
-    d_norm: str = "batch"       # batch | layer | instance (dcgan only) | none: normalization inside D
-    d_spectral: bool = False    # spectral normalization of every D layer (Miyato 2018)
-    hidden: int = 128           # MLP width
-    depth: int = 3              # MLP hidden layers
-
-    def check(self) -> None:
-        super().check()
-        if self.arch not in ("dcgan", "resnet", "mlp"):
-            raise GanforgeError(f"config key 'arch' must be dcgan, resnet or mlp; got {self.arch!r}")
-        norms = ("batch", "layer", "instance", "none") if self.arch == "dcgan" else ("batch", "layer", "none")
-        if self.d_norm not in norms:
-            raise GanforgeError(f"config key 'd_norm' must be one of {', '.join(norms)} for arch={self.arch}; "
-                                f"got {self.d_norm!r}")
-
-
-class BackboneRecipe(AdversarialRecipe):
-    """MLP nets for points/tables; DCGAN or SNGAN-ResNet nets for images (`arch`)."""
-    Config = BackboneConfig
-
-    def build_nets(self, info) -> Nets:
-        c = self.cfg
-        arch = c.arch if info.kind == "image" else "mlp"
-        if arch != "mlp":
-            try:
-                check_resolution(info.shape[-1], self.name)
-            except ValueError as e:
-                raise GanforgeError(f"{e}: set resolution=16 (or another power of two)") from None
-        ch = info.shape[0]
-        if arch == "resnet":
-            G = ResNetGenerator(c.z_dim, info.shape[-1], ch, c.g_width)
-            D = ResNetDiscriminator(info.shape[-1], ch, c.d_width, spectral=c.d_spectral, norm=c.d_norm)
-            return nn.ModuleDict({"G": G, "D": D})
-        if arch == "dcgan":
-            G = DCGANGenerator(c.z_dim, info.shape[-1], ch, c.g_width)
-            D = DCGANDiscriminator(info.shape[-1], ch, c.d_width, norm=c.d_norm)
-        else:
-            G = MLPGenerator(c.z_dim, info.shape, c.hidden, c.depth, tanh=info.kind == "image")
-            D = MLPDiscriminator(info.shape, c.hidden, c.depth)
-        if c.d_spectral:
-            for m in list(D.modules()):
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    spectral_norm(m)
-        return nn.ModuleDict({"G": G, "D": D})

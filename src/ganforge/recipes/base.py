@@ -31,6 +31,13 @@ class Phase:
     after_update: Callable[[Nets], None] | None = None         # e.g. WGAN weight clipping
 
 
+def eager(nets: Nets) -> dict[str, nn.Module]:
+    """The nets without torch.compile's wrapper (compile=true wraps the phases' nets; `_orig_mod` is where
+    torch keeps the module): AOT autograd has no double backward, so R1, R2 and gradient penalties run D
+    eagerly while the other passes stay compiled."""
+    return {k: getattr(v, "_orig_mod", v) for k, v in nets.items()}
+
+
 def lazy_correction(opt: torch.optim.Optimizer, every: int) -> None:
     """StyleGAN2's lazy regularization (Karras et al. 2020, arXiv:1912.04958, §3.1, and its reference code's
     rule): a phase run every k steps stands for k steps, so the trainer multiplies its loss by k, and its
@@ -118,6 +125,7 @@ class Recipe:
       sample_kwargs      keyword arguments generate() accepts beyond (G, x, labels), e.g. stylegan's truncation
 
     Training      build() -> nets; phases(step) -> [Phase]; lr(player), optimizer(player, params);
+                  optimizer_schedule(step), ema_decay(step): optimizer settings and EMA decay by step;
                   state_dict() / load_state_dict(): recipe state beyond weights and optimizers (exact resume)
     Sampling      sample_inputs(n, generator) -> x: what generate() maps to n samples (the fixed sample grid,
                   ganforge.load(...).sample, eval); sample_labels(n, labels) -> their conditions;
@@ -205,6 +213,17 @@ class Recipe:
         if c.optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=lr)
         return torch.optim.Adam(params, lr=lr, betas=tuple(c.betas[:2]))
+
+    def optimizer_schedule(self, step: int) -> dict[str, dict[str, float]]:
+        """Optimizer settings the recipe varies with the step, per player: {"lr": multiplier of the player's lr,
+        "beta2": Adam's beta2} (r3gan's cosine schedules); {} = none. A pure function of the step, so a resumed
+        run follows it exactly; the trainer applies it on top of lr_decay_start and the lazy correction."""
+        return {}
+
+    def ema_decay(self, step: int) -> float:
+        """The EMA decay after the update at `step` (EMA is on when cfg.ema_decay > 0): cfg.ema_decay; r3gan
+        ramps it up (a pure function of the step, like optimizer_schedule())."""
+        return self.cfg.ema_decay
 
     # -- recipe state beyond weights/optimizers (history pools, ...): tensors only, for exact resume -------
     def state_dict(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ..errors import GanforgeError
 from ..models.progressive import ProDiscriminator, ProGenerator, downscale_to, progan_schedule
 from ..regularizers import drift_penalty, gradient_penalty
 from ..registry import RECIPES
-from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+from .base import Nets, Phase, Recipe, RecipeConfig, StepContext, eager
 from .dcgan import image_nets_check
 
 
@@ -150,7 +150,8 @@ class ProGAN(Recipe):
         real_logits, fake_logits = D(real, stage, alpha), D(fake, stage, alpha)
         adv = L.ADVERSARIAL[self.cfg.loss]
         ad = adv.d(real_logits=real_logits, fake_logits=fake_logits)
-        gp = gradient_penalty(lambda x: D(x, stage, alpha), real, fake) if self.cfg.gp_weight else ad.new_zeros(())
+        D_eager = eager(nets)["D"]     # a double backward: never through torch.compile
+        gp = gradient_penalty(lambda x: D_eager(x, stage, alpha), real, fake) if self.cfg.gp_weight else ad.new_zeros(())
         drift = drift_penalty(real_logits)
         loss = ad + self.cfg.gp_weight * gp + self.cfg.drift * drift
         signals = adv.signals(real_logits=real_logits, fake_logits=fake_logits)

@@ -29,7 +29,7 @@ from ..models.stylegan import (MODES, StyleDiscriminator, StyleGenerator, draw_c
                                path_length_penalty)
 from ..regularizers import r1_penalty
 from ..registry import RECIPES
-from .base import Nets, Phase, Recipe, RecipeConfig, StepContext
+from .base import Nets, Phase, Recipe, RecipeConfig, StepContext, eager
 from .dcgan import image_nets_check
 
 
@@ -153,7 +153,7 @@ class StyleGAN(Recipe):
         c = self.cfg
         real = ctx.real.detach().float().requires_grad_(True)
         with torch.autocast(ctx.device.type, enabled=False):   # a double backward in full precision
-            r1 = r1_penalty(nets["D"](real), real)
+            r1 = r1_penalty(eager(nets)["D"](real), real)      # uncompiled: AOT autograd has no double backward
         # lazy: the trainer counts this phase r1_every times (Phase.every, recipes.base.lazy_correction)
         return {"loss": c.r1_gamma / 2 * r1, "r1": r1.detach()}
 

@@ -72,9 +72,11 @@ class Text2ImageConfig(RecipeConfig):
 
 
 def matching_aware_d(*, real_logits: Tensor, wrong_logits: Tensor, fake_logits: Tensor, loss: str = "ns") -> Tensor:
-    """GAN-CLS's D loss: `loss`'s D half with (real, wrong text) and (fake, right text) together as the fake
-    side (equal batches: half each). For ns, -(log s_r + (log(1 - s_w) + log(1 - s_f)) / 2), s = sigmoid(logit)."""
-    return L.ADVERSARIAL[loss].d(real_logits=real_logits, fake_logits=torch.cat([wrong_logits, fake_logits]))
+    """GAN-CLS's D loss: `loss`'s D half with (real, wrong text) and (fake, right text) as the fake side, half
+    each: the mean of the two D halves. For ns, -(log s_r + (log(1 - s_w) + log(1 - s_f)) / 2), s = sigmoid(logit);
+    for a pairing loss (rpgan) each real is paired with its wrong-text and with its fake counterpart."""
+    d = L.ADVERSARIAL[loss].d
+    return 0.5 * (d(real_logits=real_logits, fake_logits=wrong_logits) + d(real_logits=real_logits, fake_logits=fake_logits))
 
 
 class TextEncoder(nn.Module):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..registry import RECIPES
-from .adversarial import BackboneConfig, BackboneRecipe
+from .backbone import BackboneConfig, BackboneRecipe
 
 
 @dataclass

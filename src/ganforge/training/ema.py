@@ -15,8 +15,10 @@ class EMA:
         self.net = copy.deepcopy(net).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
+    def update(self, net: nn.Module, decay: float | None = None) -> None:
+        """One update with `decay` (a recipe's schedule, Recipe.ema_decay), else the constructor's."""
+        d = self.decay if decay is None else decay
         for p_ema, p in zip(self.net.parameters(), net.parameters()):
-            p_ema.lerp_(p.detach(), 1.0 - self.decay)
+            p_ema.lerp_(p.detach(), 1.0 - d)
         for b_ema, b in zip(self.net.buffers(), net.buffers()):
             b_ema.copy_(b)

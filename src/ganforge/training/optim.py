@@ -16,7 +16,7 @@ def build(recipe: Recipe, nets: nn.ModuleDict, lazy: dict[str, int]) -> dict[str
             for p, names in recipe.players.items()}
     for player, every in lazy.items():
         lazy_correction(opts[player], every)
-    for opt in opts.values():      # the schedule scales each group's own lr (the lazy-corrected one)
+    for opt in opts.values():      # the schedules scale each group's own lr (the lazy-corrected one)
         for group in opt.param_groups:
             group.setdefault("initial_lr", group["lr"])
     return opts
@@ -35,10 +35,19 @@ def lazy_phases(recipe: Recipe) -> dict[str, int]:
     return lazy
 
 
-def schedule(opts: dict[str, torch.optim.Optimizer], step: int, steps: int, decay_start: float) -> None:
-    """lr_decay_start: every group's lr = its initial lr x lr_factor(step) (a pure function of the step)."""
-    if decay_start < 1:
-        f = lr_factor(step, steps, decay_start)
-        for opt in opts.values():
-            for group in opt.param_groups:
-                group["lr"] = group["initial_lr"] * f
+def schedule(opts: dict[str, torch.optim.Optimizer], step: int, steps: int, decay_start: float, recipe: Recipe,
+             lazy: dict[str, int]) -> None:
+    """Every group's lr = its initial lr x lr_factor(step) (lr_decay_start) x the recipe's own multiplier
+    (Recipe.optimizer_schedule), and Adam's beta2 the recipe's value ** c, c = k / (k + 1) for a player with a
+    lazy phase every k steps (lazy_correction): pure functions of the step."""
+    own = recipe.optimizer_schedule(step)
+    if decay_start >= 1 and not own:
+        return
+    f = lr_factor(step, steps, decay_start) if decay_start < 1 else 1.0
+    for player, opt in opts.items():
+        mine = own.get(player, {})
+        for group in opt.param_groups:
+            group["lr"] = group["initial_lr"] * f * mine.get("lr", 1.0)
+            if "beta2" in mine:
+                c = lazy[player] / (lazy[player] + 1) if player in lazy else 1.0
+                group["betas"] = (group["betas"][0], mine["beta2"] ** c)

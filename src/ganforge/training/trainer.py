@@ -161,7 +161,7 @@ class Trainer:
         self.gate.release()
         logs: dict[str, torch.Tensor] = {}
         shared: dict = {}        # per-iteration scratch a recipe may use to pass tensors between phases
-        optim.schedule(self.opts, self.step, self.cfg.steps, self.cfg.lr_decay_start)
+        optim.schedule(self.opts, self.step, self.cfg.steps, self.cfg.lr_decay_start, self.recipe, self.lazy)
         for phase in self.recipe.phases(self.step):
             if self.step % phase.every:
                 continue
@@ -186,7 +186,7 @@ class Trainer:
                 if phase.after_update is not None:
                     phase.after_update(self.nets)
                 if self.ema is not None and self.recipe.ema in names:
-                    self.ema.update(self.nets[self.recipe.ema])
+                    self.ema.update(self.nets[self.recipe.ema], self.recipe.ema_decay(self.step))
             for k, v in out.items():
                 logs[f"{phase.name}/{k}"] = v.detach().float()
         self.step += 1
