@@ -3,12 +3,12 @@
 grid: trains `progan` on a data set (default shapes at 32 px), stopping at the end of every stabilize phase
       (each resolution fully faded in) and resuming, and draws the same latents at every resolution:
       one row per resolution, enlarged (nearest) to the full size -> docs/images/progan_progression.png.
-fid:  trains dcgan, progan and stylegan on `digits` at 32x32 for the same number of training images
+fid:  trains dcgan, progan, stylegan and r3gan on `digits` at 32x32 for the same number of training images
       (steps x batch) and scores each with the bundled digits evaluator (ganforge.metrics.digits features,
       ganforge.metrics.stats.fid): N generated images (EMA generator where the recipe has one) against the
       digits train split (1,437 images; the evaluator brings every image back to 8x8). The real test split
       against the train split gives the floor an evaluator this small can show. Sample grids of the three
-      go to docs/images/digits32_{dcgan,progan,stylegan}.png.
+      go to docs/images/digits32_{dcgan,progan,stylegan,r3gan}.png.
 
     python benchmarks/progression.py grid [--data shapes:32] [--images-per-phase 16000] [--final-steps 500]
     python benchmarks/progression.py fid [--steps 1500] [--batch-size 32] [--num 1437]
@@ -93,7 +93,8 @@ def fid_table(a) -> None:
                   sample_every=10 ** 9, checkpoint_every=10 ** 9, log_every=50)
     # progan: all 7 phases (4 px stable, then fade-in + stable per doubling) inside the budget
     ipp = max(a.batch_size, a.steps * a.batch_size // 8)
-    runs = {"dcgan": {}, "progan": {"images_per_phase": ipp}, "stylegan": {}}
+    every = {"dcgan": {}, "progan": {"images_per_phase": ipp}, "stylegan": {}, "r3gan": {}}
+    runs = {name: every[name] for name in a.recipes.split(",")}
     results = {"real test split": fid(ev.features(test_x).numpy(), ref)}
     times = {}
     for name, extra in runs.items():
@@ -127,6 +128,7 @@ def main() -> None:
     p.add_argument("--upscale", type=int, default=2)
     p.add_argument("--image", default=str(ROOT / "docs" / "images" / "progan_progression.png"), help="grid: PNG")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipes", default="dcgan,progan,stylegan,r3gan", help="fid: which recipes to train")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)

@@ -148,6 +148,12 @@ def busy_note(threads: int | None) -> str:
             f"(the thread count is part of the run's numerics: a resume keeps it)")
 
 
+def compiled(nets: nn.ModuleDict) -> nn.ModuleDict:
+    """compile=true: torch.compile of every net with parameters (the phases call these; penalties that need a
+    double backward call the originals, recipes.base.eager)."""
+    return nn.ModuleDict({k: torch.compile(v) if any(True for _ in v.parameters()) else v for k, v in nets.items()})
+
+
 def fused_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """Switch Adam/AdamW/SGD to their fused kernel (one pass over all parameters instead of a loop of small
     ops; measured in docs/performance.md) where torch has it for the parameters' device. Changed in place,

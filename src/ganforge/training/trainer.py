@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from .. import __version__
 from ..recipes.base import Recipe, StepContext
@@ -42,10 +41,8 @@ class Trainer:
         self.how = hardware.choose(cfg, self.device, self.nets, threads)   # recorded in every checkpoint
         self.sync_bn = cfg.sync_bn and self.dist.enabled
         hardware.prepare(self.nets, self.how, self.sync_bn)
-        # Every player's nets keep requires_grad on, and each phase's backward computes gradients for its
-        # player's weights only (backward(inputs=...)): the others' weight gradients are never computed, as
-        # with requires_grad toggling, but a graph built in one phase can serve the next (the G step may
-        # reuse the D step's fake through ctx.shared instead of running G again)
+        # Players' nets keep requires_grad on; each phase's backward(inputs=...) computes its player's weight
+        # gradients only, and a graph built in one phase can serve the next (the G step reuses D's fake)
         trainable = {n for names in recipe.players.values() for n in names}
         for name, net in self.nets.items():
             net.requires_grad_(name in trainable)
@@ -61,10 +58,7 @@ class Trainer:
         self.replicas = distributed.Replicas(self.nets, self.dist, self.device)
         self.evaluate = EvalEvery(recipe, cfg) if cfg.eval_every else None
         self.log = RunLog(self.run_dir, recipe, writes=self.dist.is_main)   # a log= package missing: refused here
-        self.phase_nets = self.replicas.nets
-        if self.compiled:
-            self.phase_nets = nn.ModuleDict({k: torch.compile(v) if any(True for _ in v.parameters()) else v
-                                             for k, v in self.replicas.nets.items()})
+        self.phase_nets = hardware.compiled(self.replicas.nets) if self.compiled else self.replicas.nets
         if self.dist.rank:                 # each rank draws its own noise (rank 0 keeps the single-process stream)
             torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
         self.step, self.images, self.resume_differs = 0, 0, []
