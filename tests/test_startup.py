@@ -46,6 +46,16 @@ def test_help_and_argument_errors_import_no_torch(argv):
     assert not [m for m in got["ganforge"] if m.startswith(("ganforge.recipes.", "ganforge.commands."))]
 
 
+def test_the_training_api_imports_no_family_no_spec_and_no_metrics():
+    got = loaded_after("import ganforge; ganforge.train; ganforge.load")
+    assert "torch" in got["heavy"]
+    extra = [m for m in got["ganforge"] if m.startswith(("ganforge.metrics", "ganforge.commands"))
+             or m.rpartition(".")[0] == "ganforge.recipes" and m not in ("ganforge.recipes.base",)
+             or m.rpartition(".")[0] == "ganforge.data"
+             and m not in ("ganforge.data.base", "ganforge.data.images", "ganforge.data.tabular")]   # viz's CSV writer
+    assert not extra, extra
+
+
 def test_a_lookup_imports_only_its_own_recipe_module():
     got = loaded_after("""
         from ganforge.registry import RECIPES

@@ -15,7 +15,6 @@ import torch
 from .. import __version__
 from ..viz import write_samples
 from ..errors import Diverged, GanforgeError
-from ..metrics.periodic import PeriodicEval
 from . import checkpoint, distributed
 from .loggers import RunLog
 
@@ -128,6 +127,9 @@ class EvalEvery:
 
     def __init__(self, recipe, cfg):
         self.recipe, self.every = recipe, cfg.eval_every
+        # the evaluation stack (extractors, scipy) is imported by the runs that evaluate (eval_every > 0) only:
+        # for the others it would be most of what the training API adds to `import torch` (docs/performance.md)
+        from ..metrics.periodic import PeriodicEval
         self.periodic = PeriodicEval(recipe, metric=cfg.eval_metric, num=cfg.eval_num)
 
     def due(self, step: int, end: int) -> bool:
