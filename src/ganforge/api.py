@@ -72,6 +72,24 @@ def next_step(recipe, run_dir) -> str | None:
     return f"{'refine' if isinstance(recipe, ImageToImage) else 'sample'} more: ganforge sample {run_dir} -n {n}"
 
 
+def announce(rec, data, trainer, progress: bool) -> None:
+    """What the run found and what its steps amount to (images: one line, with the progress), then the recipe's
+    start-up warnings (always): rank 0 only."""
+    if not _is_main():
+        return
+    info, cfg, left = rec.info, rec.cfg, rec.cfg.steps - trainer.step
+    if progress and info.kind == "image" and len(data):
+        k, names = info.num_classes, info.class_names
+        named = f" ({', '.join(names[:4])}{', ...' if k > 4 else ''})" if names else ""
+        labels = f"{k} labels{named}" if k else "no labels"
+        epochs = left * trainer.effective_batch_size / len(data)
+        print(f"data: {info.spec}: {len(data):,} images, {info.shape[1]}x{info.shape[2]}, {info.shape[0]} channels, "
+              f"{labels}; {left:,} steps x batch {trainer.effective_batch_size} = "
+              f"{f'{epochs:,.1f}' if epochs >= 10 else f'{epochs:.3g}'} epochs", flush=True)
+    for note in rec.startup_notes(cfg.steps):
+        print(note, file=sys.stderr, flush=True)
+
+
 def make_config(recipe: str, preset: str | None = None, overrides: dict[str, Any] | None = None):
     cls = _recipes().get_or_fail(recipe)
     cfg = cls.Config()
@@ -159,6 +177,7 @@ def train(recipe: str = "dcgan", *, preset: str | None = None, out: str | Path |
                 _clear_outputs(run_dir, "holds this run but no checkpoint (it stopped before its first one)")
             run_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.write_json_atomic(run_dir / "config.json", run)
+        announce(rec, data, trainer, progress)
         summary = trainer.fit(stop_at=stop_at)
     return {"run_dir": str(run_dir), "skipped_images": data.skipped, "skipped_files": data.skipped_names,
             "next": next_step(rec, run_dir), **summary}
@@ -197,4 +216,5 @@ def resume(run_dir: str | Path, steps: int | None = None, progress: bool = True,
         if steps is not None and _is_main():
             run["config"] = to_dict(cfg)
             checkpoint.write_json_atomic(run_dir / "config.json", run)
+        announce(rec, data, trainer, progress)
         return {"run_dir": str(run_dir), "next": next_step(rec, run_dir), **trainer.fit(stop_at=stop_at)}

@@ -196,8 +196,9 @@ def load_folder(path: str, resolution: int | None, channels: int | None, skip_ba
     want = channels or (3 if any_rgb else 1)
     x = torch.cat([set_channels(torch.from_numpy(a)[None], want) for a in arrays])
     y = torch.tensor(labels) if classes else None
-    data = Data(x, y, skipped=bad)   # the names: reported after training
-    return data, image_info(f"folder:{path}", x, y, classes)
+    data, info = Data(x, y, skipped=bad), image_info(f"folder:{path}", x, y, classes)   # skipped: named after training
+    info.extra["images"] = len(x)    # what ada=auto decides from (ganforge/ada.py: on below a few thousand)
+    return data, info
 
 
 @DATASETS.register("digits")

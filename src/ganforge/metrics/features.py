@@ -15,6 +15,8 @@ that is copied into every result computed with it.
 - `dinov2`: DINOv2 ViT-L/14 (or ViT-B/14, as the weights file says) class token (metrics/dinov2.py), for
   FD-DINOv2 (Stein et al. 2023, arXiv:2306.04675); no classifier, so no IS.
 - `raw`: points and table rows as they are (FID of 2-D mixtures is the Frechet distance of the fits).
+- `shapes`: the bundled shapes attribute classifier (metrics/attributes.py), its 64-d penultimate layer (after
+  ReLU): FID of `shapes` images on what tells kind, colour, background, size and position apart; no IS.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from torch import Tensor
 
 from ..errors import GanforgeError
 from ..registry import FEATURES
+from . import attributes as attributes_mod
 from . import digits as digits_mod
 from . import protocols
 from .dinov2 import load_dinov2
@@ -204,6 +207,41 @@ def raw_features(weights=None, **_) -> RawFeatures:
         raise GanforgeError("the raw extractor has no weights; drop --weights")
     return RawFeatures({"extractor": "raw", "weights": None, "weights_sha256": None,
                         "preprocessing": "none: samples used as they are"})
+
+
+class ShapesFeatures(Extractor):
+    name = "shapes"
+    default_batch = 500
+
+    def __init__(self, net: attributes_mod.AttributeClassifier, protocol: dict):
+        super().__init__(protocol)
+        self.net = net
+
+    def check(self, shape, kind):
+        super().check(shape, kind)
+        if shape[0] != 3:
+            raise GanforgeError(f"the shapes extractor takes RGB shapes images (3 channels), got {shape[0]}; "
+                                f"use --features digits or inception")
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, logits: bool = False) -> dict[str, Tensor | None]:
+        if logits:
+            raise GanforgeError("the shapes classifier has five attribute heads, not one class distribution: the "
+                                "Inception Score needs --features inception (or digits)")
+        return {"features": self.net.body(attributes_mod.to_classifier_input(x)), "logits": None}
+
+
+@FEATURES.register("shapes")
+def shapes_features(weights=None, device="cpu", **_) -> ShapesFeatures:
+    """The shipped shapes attribute classifier (scripts/train_shapes_attributes.py)."""
+    if weights is not None:
+        raise GanforgeError("the shapes extractor uses the shipped attribute classifier; drop --weights")
+    net = attributes_mod.load_attribute_classifier().eval().requires_grad_(False)
+    protocol = {"extractor": "shapes", "weights": str(attributes_mod.weights_path()),
+                "weights_sha256": attributes_mod.classifier_sha256(),
+                "preprocessing": "images in [-1, 1]; resized to 32x32 (area when larger, bilinear when smaller)",
+                "feature_dim": 64, "layer": "penultimate (after ReLU)", "logits": None}
+    return ShapesFeatures(net.to(device), protocol)
 
 
 def load_extractor(name: str, **kw) -> Extractor:

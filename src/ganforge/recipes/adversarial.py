@@ -27,6 +27,7 @@ it. `d_steps` is k of that Algorithm 1 (WGAN's n_critic). Options (0 / false / "
 - `diff_augment`: the same random differentiable augmentation T on real and fake, G's loss taken through it
   (Zhao 2020, arXiv:2006.10738); `augment_p` < 1 applies T to each D input with that probability (as ADA,
   Karras 2020, arXiv:2006.10676, does with its pipeline; r3gan raises it along a schedule);
+- `ada`, `ada_target`, `ada_images`, `ada_interval`: that p adapted to D's overfitting (ADA: ganforge/ada.py);
 - `pac`: PacGAN (Lin 2018, arXiv:1712.04086): D judges m samples of one kind concatenated along channels;
 - TTUR (`g_lr` != `d_lr`, Heusel 2017, arXiv:1706.08500) and `ema_decay` are trainer-level keys.
 
@@ -49,6 +50,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from .. import ada as A
 from .. import losses as L
 from ..augment import diff_augment, parse_policy
 from ..errors import Diverged, GanforgeError
@@ -81,6 +83,10 @@ class AdversarialConfig(RecipeConfig):
     diff_augment: str = ""    # DiffAugment policy, e.g. "color,translation,cutout" (images only); "" = off
     augment_p: float = 1.0    # probability that each D input goes through the diff_augment policy
     pac: int = 1              # PacGAN packing m: D sees m samples at once; 1 = off
+    ada: str = "auto"         # adaptive augmentation p (Karras 2020): on | off | auto (on for folders < 5,000 images)
+    ada_target: float = 0.6   # the r_t = E[sign(D(x_real))] that ADA holds (Karras §3: 0.6)
+    ada_images: int = 20_000  # real images for p to go 0 -> 1 (Karras: 500k in runs of 25M images; CPU runs are short)
+    ada_interval: int = 4     # D updates between adjustments of p (Karras: 4 minibatches)
 
     def check(self) -> None:
         super().check()
@@ -115,6 +121,7 @@ class AdversarialConfig(RecipeConfig):
         if self.reg_every > 1 and not (self.r1_gamma or self.r2_gamma):
             raise GanforgeError(f"reg_every={self.reg_every} sets how often R1/R2 run, but r1_gamma and r2_gamma "
                                 f"are 0: set one of them, or drop reg_every")
+        A.check(self)
         parse_policy(self.diff_augment)
 
 
@@ -126,13 +133,23 @@ class AdversarialRecipe(Recipe):
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self._grad_norms: dict[str, Tensor] = {}   # per player, from its last update (logged next time)
+        self.ada, self.overfit = A.for_recipe(self.cfg, info)    # ADA's p (or None) and the overfitting warning
 
     def state_dict(self) -> dict:
         # the norms logged with the next loss: kept, so a resumed run's first log row is the uninterrupted one's
-        return {"grad_norms": dict(self._grad_norms)}
+        return {"grad_norms": dict(self._grad_norms), **({"ada": self.ada.state_dict()} if self.ada else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self._grad_norms = dict(state.get("grad_norms", {}))
+        if self.ada:
+            self.ada.load_state_dict(state["ada"])
+
+    def describe_data(self) -> dict:   # ada=auto's decision, in config.json: a resumed run makes the same one
+        return {"ada": self.ada is not None} if self.info.kind == "image" else {}
+
+    def watch(self, row: dict) -> str | None:
+        return self.overfit(row) if self.overfit else None
+    augment_policy = property(lambda self: self.cfg.diff_augment or (A.DEFAULT_POLICY if self.ada else ""))
 
     # -- what families override ----------------------------------------------------------------------------
     def build_nets(self, info) -> Nets:
@@ -243,13 +260,13 @@ class AdversarialRecipe(Recipe):
 
     def d_view(self, x: Tensor, step: int) -> Tensor:
         """The transform every D input goes through, real and fake alike: T, noise, then packing."""
-        c = self.cfg
-        p = self.augment_probability(step) if c.diff_augment else 0.0
+        c, policy = self.cfg, self.augment_policy
+        p = (self.ada.p if self.ada else self.augment_probability(step)) if policy else 0.0
         if p >= 1:
-            x = diff_augment(x, c.diff_augment)
+            x = diff_augment(x, policy)
         elif p > 0:   # each sample augmented with probability p (ADA's per-image rule)
             keep = torch.rand(x.shape[0], device=x.device) >= p
-            x = torch.where(keep.view(-1, *[1] * (x.ndim - 1)), x, diff_augment(x, c.diff_augment))
+            x = torch.where(keep.view(-1, *[1] * (x.ndim - 1)), x, diff_augment(x, policy))
         if c.instance_noise:
             x = instance_noise(x, self.noise_std(step))
         if c.pac > 1:   # sample i of pack j is row i * (N / m) + j: m independent draws of one kind
@@ -290,6 +307,8 @@ class AdversarialRecipe(Recipe):
         acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
         logs = {"acc_real": acc_real, "acc_fake": acc_fake,   # health: D's accuracy, then the loss's own (V, W)
                 **adv.signals(real_logits=real_logits, fake_logits=fake_logits)}
+        if self.ada:   # r_t from this update's reals (their sign: acc_real), p adjusted every ada_interval updates
+            logs["augment_p"] = acc_real.new_tensor(self.ada.observe(acc_real))
         if c.gp_weight:
             gp = gradient_penalty(lambda x: self.discriminate(eager(nets), x, labels), real_in, fake_in,
                                   center=c.gp_center, one_sided=c.gp_one_sided)

@@ -133,6 +133,8 @@ class Recipe:
                   z ~ N(0, I): sample_inputs' default, and what losses draw; ImageToImage recipes have none.
     Run hooks     describe_data() -> dict: once, when ganforge.train starts a run; merged into config.json's
                   data_info.extra, which a resumed or loaded run reads back (srgan: which feature net)
+                  startup_notes(steps) -> warnings printed as training starts (progan: a growth the steps
+                  cannot finish); watch(row) -> a warning on a log row, or None (adversarial: overfitting D)
                   on_sample_step(nets, plots_dir, step): at every sample step, after the grid: the recipe's own
                   pictures (gan's Figure 1, translation rows, refined pairs) and readout logs (dann's
                   accuracy.jsonl, ssgan's test_error.jsonl) under plots/; nothing is logged to metrics.jsonl
@@ -237,6 +239,14 @@ class Recipe:
         """Facts about this run's inputs to record in config.json's data_info.extra (ganforge.train merges them
         in once, before writing it); a resumed or loaded run finds them in self.info.extra."""
         return {}
+
+    def startup_notes(self, steps: int) -> list[str]:
+        """Warnings printed once when training starts toward `steps` (e.g. a schedule the steps cannot finish)."""
+        return []
+
+    def watch(self, row: dict) -> str | None:
+        """Called with every log row; a warning to print (once: the recipe keeps track), or None."""
+        return None
 
     def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
         """Called at every sample step after the sample grid is written: extra pictures and readout logs

@@ -121,6 +121,18 @@ class ProGAN(Recipe):
         grown, alpha = progan_schedule(step, res >> first, c.images_per_phase, c.batch_size)
         return first + grown, alpha
 
+    def startup_notes(self, steps: int) -> list[str]:
+        """A run too short to grow to the data's resolution would write full-size samples of a smaller G."""
+        c, res = self.cfg, self.info.shape[-1]
+        doublings = res.bit_length() - c.start_resolution.bit_length()
+        need = -(-2 * doublings * c.images_per_phase // c.batch_size)   # stabilize + fade-in per doubling
+        if steps >= need:
+            return []
+        stage, alpha = self.schedule(steps)
+        return [f"ganforge: warning: progan grows to {res} px only after {need} steps ({doublings} doublings of "
+                f"2 x images_per_phase={c.images_per_phase} images at batch {c.batch_size}); steps={steps} ends at "
+                f"{4 * 2 ** stage} px (alpha {alpha:.2f}): set steps >= {need}, or a smaller images_per_phase"]
+
     def build(self) -> Nets:
         image_nets_check(self)
         c, (ch, res, _) = self.cfg, self.info.shape

@@ -84,6 +84,8 @@ class Progress:
     def show(self, row: dict) -> None:
         self.row = {k.replace("/loss", ""): f"{v:.3f}" for k, v in row.items() if k.endswith("/loss")} \
             | {"img/s": f"{row['images_per_s']:.0f}"}
+        if "D/resolution" in row:   # a growing GAN (progan): where the growth is, so a short run shows it stopped
+            self.row |= {"res": f"{row['D/resolution']:.0f}px", "alpha": f"{row.get('D/alpha', 1.0):.2f}"}
         if self.bar is not None:
             self.bar.set_postfix(self.row)
 
@@ -164,7 +166,7 @@ def finish(summary: dict, log: RunLog | None, run_dir: Path, rank: int) -> dict:
     plot = log.plot()
     log.close()
     summary.update({"loss_plot": str(plot) if plot else None, "checkpoint": str(checkpoint.latest(run_dir)),
-                    "last_log": log.history[-1] if log.history else {}})
+                    "last_log": log.history[-1] if log.history else {}, "warnings": log.warnings})
     checkpoint.write_json_atomic(run_dir / "summary.json", summary)
     return summary
 

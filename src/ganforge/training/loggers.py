@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,7 @@ class RunLog:
         self.hparams = {"recipe": recipe.name, **to_dict(recipe.cfg)}
         self.jsonl: Jsonl | None = None
         self.loggers: list[Logger] = []
+        self.watch, self.warnings = recipe.watch, []    # the recipe's health warnings (ada.OverfitWatch), printed once
 
     def open(self, resume_step: int) -> RunLog | None:
         if not self.writes:
@@ -173,6 +175,10 @@ class RunLog:
     def write(self, row: dict) -> None:
         for lg in self.loggers:
             lg.write(row)
+        note = self.watch(row)
+        if note:
+            print(note, file=sys.stderr, flush=True)
+            self.warnings.append(note)
 
     def image(self, tag: str, path: Path, step: int) -> None:
         for lg in self.loggers:
