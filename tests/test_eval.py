@@ -363,5 +363,6 @@ def test_missing_weights_name_the_cli_flag(test_folder, tmp_path, capsys, monkey
         assert main(["eval", str(test_folder), "--features", features, "--no-reference"]) == 2
         err = capsys.readouterr().err
         assert "pass --download" in err and "enable download" not in err
-    assert main(["eval", str(test_folder), "--features", "dinov2", "--protocol", "clean"]) == 2
-    assert "protocol 'tf' only" in capsys.readouterr().err
+    for protocol in ("pytorch-fid", "tf", "clean"):     # dinov2 has an input under every protocol
+        assert main(["eval", str(test_folder), "--features", "dinov2", "--protocol", protocol]) == 2
+        assert "pass --download" in capsys.readouterr().err

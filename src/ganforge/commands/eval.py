@@ -30,7 +30,8 @@ def add(sub) -> None:
                         "else inception)")
     e.add_argument("--protocol", choices=list(PROTOCOLS),
                    help="how images reach the extractor and which reference it equals: pytorch-fid (default), "
-                        "tf (TensorFlow 1 / torch-fidelity), clean (clean-fid); dinov2: tf only")
+                        "tf (TensorFlow 1 / torch-fidelity), clean (clean-fid); dinov2: dgm-eval's default, "
+                        "torch-fidelity's, dgm-eval's --clean_resize")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--weights", metavar="PATH",
                    help="feature extractor weights (inception: pt_inception-2015-12-05-6726825d.pth; dinov2: "

@@ -10,8 +10,9 @@ LayerScale, LayerNorm eps 1e-6, exact GELU. Module names match Meta's released f
 
 At 224x224 (16x16 patches) the positions are resized as DINOv2's own code does: bicubic with
 scale_factor = (16 + 0.1) / 37 (the 0.1 avoids a floating-point off-by-one, facebookresearch/dino#8), no
-antialias. The input is torch-fidelity's: TF1 bilinear to 224 and the ImageNet mean / std on 0..255
-(protocol `tf`, metrics/protocols.py).
+antialias. The 224x224 input is the named protocol's (metrics/protocols.py DINOV2): dgm-eval's default under
+`pytorch-fid` (PIL 8-bit bicubic), torch-fidelity's under `tf` (TF1 bilinear), dgm-eval's --clean_resize under
+`clean` (PIL float bicubic), each followed by the ImageNet mean / std.
 """
 from __future__ import annotations
 
@@ -93,14 +94,16 @@ class PatchEmbed(nn.Module):
 
 
 class DINOv2(nn.Module):
-    """forward(images in [-1, 1], 8-bit levels) -> {"cls": N x width}: the final-norm class token."""
+    """forward(images in [-1, 1], 8-bit levels) -> {"cls": N x width}: the final-norm class token of the
+    input `protocol` prepares."""
 
-    def __init__(self, arch: str = DEFAULT_ARCH):
+    def __init__(self, arch: str = DEFAULT_ARCH, protocol: str = "pytorch-fid"):
         super().__init__()
         if arch not in ARCHS:
             raise GanforgeError(f"unknown DINOv2 architecture {arch!r}; choose from {', '.join(ARCHS)}")
         dim, depth, heads = ARCHS[arch]
         self.arch = arch
+        self.preprocessing = protocols.get(protocol).name
         self.patch_embed = PatchEmbed(dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + GRID * GRID, dim))
@@ -129,7 +132,7 @@ class DINOv2(nn.Module):
         return self.norm(tokens)[:, 0]
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"cls": self.trunk(protocols.prepare(images, "tf", INPUT_SIZE, "imagenet"))}
+        return {"cls": self.trunk(protocols.prepare(images, self.preprocessing, INPUT_SIZE, "imagenet"))}
 
 
 def _arch_of(state: dict, path) -> str:
@@ -143,15 +146,17 @@ def _arch_of(state: dict, path) -> str:
 
 
 def load_dinov2(weights=None, cache_dir=None, download: bool = False, arch: str = DEFAULT_ARCH,
-                url: str | None = None) -> DINOv2:
+                url: str | None = None, protocol: str = "pytorch-fid") -> DINOv2:
     """DINOv2 with Meta's weights from `weights` (its architecture read from the file), else the cache, else
-    (download=True) Meta's release of `arch`. Loaded strictly; `protocol` records the file and its SHA-256."""
+    (download=True) Meta's release of `arch`, its input prepared by `protocol`. Loaded strictly; `protocol`
+    (the attribute) records the file, its SHA-256 and the input."""
+    p = protocols.get(protocol)
     if arch not in ARCHS:
         raise GanforgeError(f"unknown DINOv2 architecture {arch!r}; choose from {', '.join(ARCHS)}")
     path = weights_file(weights, cache_dir, download, url or URL.format(arch=arch), what="DINOv2 weights",
                         flag="--weights PATH", expected=None, download_flag="--download")
     state = read_state_dict(path, f"dinov2_{arch}_pretrain.pth")
-    model = DINOv2(_arch_of(state, path))
+    model = DINOv2(_arch_of(state, path), p.name)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -164,7 +169,8 @@ def load_dinov2(weights=None, cache_dir=None, download: bool = False, arch: str 
     sha = file_hash(path, "sha256")
     # Meta publishes no checksum for these files: canonical stays unknown (None), the hash is the identity
     model.protocol = {"extractor": "dinov2", "arch": model.arch, "weights": str(path), "weights_sha256": sha,
-                      "canonical": None, "protocol": "tf", "resize": protocols.get("tf").resize.split(";")[0]
-                      + f" to {INPUT_SIZE}x{INPUT_SIZE}; ImageNet mean / std on 0..255",
+                      "canonical": None, "protocol": p.name,
+                      "resize": f"to {INPUT_SIZE}x{INPUT_SIZE}: {protocols.DINOV2[p.name].resize}",
+                      "reference": protocols.DINOV2[p.name].reference,
                       "positions": f"bicubic from {GRID}x{GRID}, scale_factor (16 + 0.1) / {GRID}, no antialias"}
     return model.eval()

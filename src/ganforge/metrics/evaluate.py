@@ -180,8 +180,8 @@ class Evaluation:
         self.device = _device(device)
         res, ch = (shape[-1], shape[0]) if kind == "image" else (None, None)
         self.features = features or _default_features(kind, ref)
-        # dinov2 exists under tf only; every other extractor defaults to today's pytorch-fid
-        self.protocol_name = protocols.get(protocol or ("tf" if self.features == "dinov2" else "pytorch-fid")).name
+        # every extractor defaults to pytorch-fid (for dinov2: dgm-eval's default input, Stein et al.'s FD-DINOv2)
+        self.protocol_name = protocols.get(protocol or "pytorch-fid").name
         if kind == "image" and shape[-1] != shape[-2]:
             # pytorch-fid reads each folder as it is; data specs crop to a square, so only a folder can match
             if not ref.startswith("folder:"):
@@ -347,7 +347,8 @@ def evaluate(source, ref: str | None = None, metrics=DEFAULT_METRICS, num: int |
     all its images). ref_num: reference samples (default: the whole split, at most 10,000; a fixed
     subset beyond). features: digits | inception | dinov2 | raw (default: digits for digits data, raw for
     points, inception otherwise). protocol: pytorch-fid | tf | clean (metrics/protocols.py; default
-    pytorch-fid, tf for dinov2). reference: also compute the floor and ceiling at the same N.
+    pytorch-fid; dinov2's input per protocol: protocols.DINOV2). reference: also compute the floor and
+    ceiling at the same N.
     out: JSON path; None = eval-<timestamp>.json next to the source (beside a folder of images, never
     inside it); False = do not write.
     Returns the result dict (metrics, protocol, reference_points, path).

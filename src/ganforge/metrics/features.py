@@ -189,13 +189,10 @@ def inception_features(weights=None, device="cpu", download=False, cache_dir=Non
 @FEATURES.register("dinov2")
 def dinov2_features(weights=None, device="cpu", download=False, cache_dir=None, protocol=None,
                     **_) -> DINOv2Features:
-    """DINOv2 ViT-L/14 (or the architecture of the `weights` file) from Meta's release."""
-    if (protocol or "tf") != "tf":
-        protocols.get(protocol)   # an unknown name gets its suggestion first
-        raise GanforgeError(f"the dinov2 extractor is defined under protocol 'tf' only (torch-fidelity's DINOv2 "
-                            f"input: TF1 bilinear to 224 and the ImageNet mean / std), not {protocol!r}; drop "
-                            f"--protocol or pass --protocol tf")
-    model = load_dinov2(weights, cache_dir=cache_dir, download=download)
+    """DINOv2 ViT-L/14 (or the architecture of the `weights` file) from Meta's release, its input prepared as
+    the protocol's DINOv2 reference does (metrics/protocols.py DINOV2)."""
+    model = load_dinov2(weights, cache_dir=cache_dir, download=download,
+                        protocol=protocols.get(protocol or "pytorch-fid").name)
     record = {**model.protocol, "preprocessing": "1 channel repeated to 3; " + model.protocol["resize"],
               "feature_dim": model.norm.normalized_shape[0], "layer": "final LayerNorm class token"}
     return DINOv2Features(model.to(device), record)

@@ -15,6 +15,14 @@ so the protocol is chosen by name and recorded with the result.
 - `clean` (Parmar et al. 2022, clean-fid's mode "clean"): PIL bicubic resize of each channel as a float image
   (antialiased, not re-quantised), clipped to [0, 255], then (v - 128) / 128.
 
+DINOv2 (FD-DINOv2, Stein et al. 2023, arXiv:2306.04675) takes 224x224 inputs with the ImageNet mean / std; its
+input under each protocol is the one of the package that defines FD-DINOv2 that way (DINOV2 below):
+- `pytorch-fid`: dgm-eval's default (Stein et al.'s own code, built on pytorch-fid, whose Inception input it keeps):
+  torchvision's Resize((224, 224), BICUBIC) on the PIL image, i.e. PIL's 8-bit bicubic (antialiased, rounded back
+  to 8 bits), then v / 255 and the mean / std;
+- `tf`: torch-fidelity's FeatureExtractorDinoV2: TF1 bilinear, then the mean / std scaled to 0..255;
+- `clean`: dgm-eval's --clean_resize: clean-fid's PIL float bicubic per channel, clipped, v / 255, the mean / std.
+
 Every ganforge image source holds 8-bit levels (generated images are rounded to 8 bits, folders are PNGs), so
 `levels` recovers the exact 0..255 values the reference packages read from PNG files.
 """
@@ -58,9 +66,35 @@ PROTOCOLS = {
         "clean-fid's default mode 'clean' (its leaderboards and reference statistics)"),
 }
 # what each extractor's network expects after the resize: "inception" -> [-1, 1] as above; "imagenet" -> the
-# torchvision ImageNet mean / std on 0..255 (DINOv2's input, as torch-fidelity normalises it)
+# torchvision ImageNet mean / std (DINOv2's input)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMS = ("inception", "imagenet")
+
+
+@dataclass(frozen=True)
+class DINOv2Input:
+    resize: str             # the 224x224 input, in words (recorded)
+    reference: str          # the package whose DINOv2 input this is
+    comparable_to: str
+
+
+DINOV2 = {
+    "pytorch-fid": DINOv2Input(
+        "PIL bicubic of the 8-bit RGB image (antialiased, rounded to 8 bits: torchvision's Resize on a PIL image); "
+        "v / 255; ImageNet mean / std",
+        "dgm-eval (layer6ai-labs, commit 74c79f7) DINOv2Encoder, default",
+        "FD-DINOv2 of dgm-eval's default pipeline (Stein et al. 2023's code, run without --clean_resize)"),
+    "tf": DINOv2Input(
+        "TF1 bilinear (source = destination * in / out), no antialias; ImageNet mean / std scaled to 0..255",
+        "torch-fidelity 0.4 FeatureExtractorDinoV2",
+        "FD-DINOv2 computed with torch-fidelity (feature_extractor dinov2-vit-*-14)"),
+    "clean": DINOv2Input(
+        "PIL bicubic per channel on float images (antialiased, not re-quantised), clipped to [0, 255]; v / 255; "
+        "ImageNet mean / std",
+        "dgm-eval (layer6ai-labs, commit 74c79f7) DINOv2Encoder with --clean_resize",
+        "FD-DINOv2 of dgm-eval run with --clean_resize"),
+}
 
 
 def get(name: str) -> Protocol:
@@ -110,23 +144,37 @@ def resize_pil_bicubic(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.from_numpy(out).to(x.device)
 
 
+def resize_pil_bicubic_8bit(x: torch.Tensor, size: int) -> torch.Tensor:
+    """torchvision's Resize((size, size), BICUBIC) on a PIL RGB image (what dgm-eval's data loader holds): PIL's
+    8-bit bicubic (antialiased when it shrinks), rounded and clamped to 0..255 by PIL. x: N x 3 x H x W levels."""
+    a = x.detach().cpu().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = np.stack([np.asarray(Image.fromarray(im).resize((size, size), resample=Image.BICUBIC)) for im in a])
+    return torch.from_numpy(out.transpose(0, 3, 1, 2).copy()).float().to(x.device)
+
+
+def _imagenet(t: torch.Tensor, scale: float) -> torch.Tensor:
+    mean = torch.tensor([scale * m for m in IMAGENET_MEAN], dtype=t.dtype, device=t.device).view(1, 3, 1, 1)
+    std = torch.tensor([scale * s for s in IMAGENET_STD], dtype=t.dtype, device=t.device).view(1, 3, 1, 1)
+    return (t - mean) / std
+
+
 def prepare(images: torch.Tensor, protocol: str, size: int, norm: str = "inception") -> torch.Tensor:
-    """Images in [-1, 1] (8-bit levels, C = 1 or 3) -> the extractor's input N x 3 x size x size."""
+    """Images in [-1, 1] (8-bit levels, C = 1 or 3) -> the extractor's input N x 3 x size x size: norm
+    "inception" -> [-1, 1] as the protocol's Inception reference; "imagenet" -> its DINOv2 reference (DINOV2)."""
     p = get(protocol)
-    if norm != "inception" and p.name != "tf":
-        raise GanforgeError(f"the ImageNet-normalised input (DINOv2) is defined under protocol 'tf' only "
-                            f"(torch-fidelity's pipeline), not {p.name!r}")
+    if norm not in NORMS:
+        raise GanforgeError(f"unknown input normalisation {norm!r}; choose from {', '.join(NORMS)}")
     v = levels(images)
     if p.name == "pytorch-fid":
+        if norm == "imagenet":     # dgm-eval: PIL's 8-bit bicubic, ToTensor (v / 255), Normalize
+            return _imagenet(resize_pil_bicubic_8bit(v, size) / 255, 1.0)
         # pytorch-fid's ToTensor (v / 255), resize, then its normalize_input (2x - 1), in that order
         t = F.interpolate(v / 255, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
         return 2 * t - 1
     if p.name == "tf":
         t = resize_tf1_bilinear(v, size)
-    else:
-        t = resize_pil_bicubic(v, size)
-    if norm == "inception":
-        return (t - 128) / 128
-    mean = torch.tensor([255 * m for m in IMAGENET_MEAN], dtype=t.dtype, device=t.device).view(1, 3, 1, 1)
-    std = torch.tensor([255 * s for s in IMAGENET_STD], dtype=t.dtype, device=t.device).view(1, 3, 1, 1)
-    return (t - mean) / std
+        # torch-fidelity normalises the 0..255 values with the mean / std times 255
+        return (t - 128) / 128 if norm == "inception" else _imagenet(t, 255.0)
+    t = resize_pil_bicubic(v, size)
+    # dgm-eval --clean_resize: the float resize / 255, then Normalize
+    return (t - 128) / 128 if norm == "inception" else _imagenet(t / 255, 1.0)

@@ -84,8 +84,8 @@ def folder_resizes(path: Path, side: int) -> dict:
 def comparable(protocol: str, features: str | None) -> str:
     if features in ("inception", "dinov2"):
         p = protocols.get(protocol)
-        what = "FD-DINOv2 (Stein et al. 2023) as " if features == "dinov2" else ""
-        return f"{what}{p.comparable_to}, with the canonical weights and the same reference set and N"
+        what = protocols.DINOV2[p.name].comparable_to if features == "dinov2" else p.comparable_to
+        return f"{what}, with the canonical weights and the same reference set and N"
     return (f"only other ganforge numbers with the {features} extractor on the same reference and N "
             f"(no published FID uses it)")
 
