@@ -284,9 +284,8 @@ def bench_training(res: int, a, device: torch.device, peaks: dict, tmp: Path) ->
     return out
 
 
-def bench_features(a, device: torch.device, res: int) -> None:
+def bench_features(a, device: torch.device, res: int, peaks: dict) -> None:
     from ganforge.metrics.features import load_extractor
-    from ganforge.metrics.inception import InceptionFID
 
     print(f"\n== FID feature extraction ({res}x{res} grayscale inputs) ==")
     digits = load_extractor("digits", device=device)
@@ -297,16 +296,60 @@ def bench_features(a, device: torch.device, res: int) -> None:
     mem, how = peak_memory(lambda: digits(x), device)
     print(f"  digits CNN (batch {x.shape[0]}): {rate:10.0f} img/s; peak {mem:.0f} MiB per batch ({how}); "
           f"50k samples ~ {50_000 / rate:.1f} s")
-    net = InceptionFID().to(device)                     # speed does not depend on the weights' values
+    inception_paths(a, device, res, peaks)
+
+
+def inception_paths(a, device: torch.device, res: int, peaks: dict) -> None:
+    """Inception-v3 in the fp32 protocol: the plain model (the path before issue 14: NCHW, BatchNorm after
+    every conv) against the extractor's fused copy (inception.fused), interleaved rounds (ABBA), with FLOPs
+    per image against the fp32 matmul peak and the fused path's op table."""
+    from torch.profiler import profile
+    from ganforge.metrics.inception import InceptionFID, fused
+
+    torch.manual_seed(0)
+    plain = InceptionFID().to(device)                   # speed does not depend on the weights' values
+    for m in plain.modules():                           # non-trivial BN statistics, so folding is not a no-op
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 1.5)
+            m.running_mean.normal_(0, 0.1)
+    fast = fused(plain)
     batch = a.inception_batch
-    xi = torch.rand(batch, 1, res, res, device=device) * 2 - 1
+    xi = ((torch.rand(batch, 1, res, res, device=device) * 255).round() / 127.5) - 1
+    paths = [("plain (before)", lambda: plain(xi)), ("fused (extractor)", lambda: fast(xi))]
     with torch.no_grad():
-        net(xi)
-        k = 2 if device.type == "cpu" else 10
-        rate = batch * k / timed(lambda: net(xi), k, device)
-        mem, how = peak_memory(lambda: net(xi), device)
-        print(f"  Inception-v3 fp32 (batch {batch}, resized to 299): {rate:8.1f} img/s; peak {mem:.0f} MiB per "
-              f"batch ({how}); 50k samples ~ {50_000 / rate / 60:.1f} min, features 50k x 2048 fp32 = 391 MiB")
+        want, got = plain(xi)["pool"], fast(xi)["pool"]
+        rel = ((got - want).abs().max() / want.abs().max()).item()
+        flops = count_flops(lambda: plain(xi)) / batch
+        k = 1 if device.type == "cpu" else 10
+        rates: dict[str, list[float]] = {name: [] for name, _ in paths}
+        for r in range(a.inception_rounds):
+            for name, fn in (paths if r % 2 == 0 else paths[::-1]):
+                rates[name].append(batch * k / timed(fn, k, device))
+        mem, how = peak_memory(lambda: fast(xi), device)
+        with profile() as prof:
+            fast(xi)
+    ratios = [f / p for f, p in zip(rates["fused (extractor)"], rates["plain (before)"])]
+    print(f"  Inception-v3 fp32, batch {batch}, resized to 299, {a.inception_rounds} interleaved rounds "
+          f"({flops / 1e9:.2f} GFLOP per image):")
+    for name, _ in paths:
+        rate = statistics.median(rates[name])
+        print(f"    {name:18s}: {rate:7.1f} img/s = {fmt_flops(rate * flops)} = "
+              f"{100 * rate * flops / peaks['fp32']:.0f}% of the fp32 matmul peak; 50k samples ~ "
+              f"{50_000 / rate / 60:.1f} min")
+    print(f"    speed-up fused / plain: {statistics.median(ratios):.2f}x (per-round: "
+          + ", ".join(f"{x:.2f}" for x in ratios) + f"); features max |diff| / max |plain| = {rel:.1e}")
+    print(f"    ceiling: these FLOPs at 100% of the fp32 matmul peak = {peaks['fp32'] / flops:.1f} img/s = "
+          f"{peaks['fp32'] / flops / statistics.median(rates['plain (before)']):.2f}x the plain path")
+    print(f"    fused path, peak {mem:.0f} MiB per batch ({how}); features 50k x 2048 fp32 = 391 MiB; its ops "
+          f"(self CPU time of one batch):")
+    total = sum(e.self_cpu_time_total for e in prof.key_averages())
+    for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:6]:
+        extra = ""
+        if e.key == "aten::mkldnn_convolution":
+            conv_flops = flops * batch * 0.995          # all but the fc layer's share of the FLOPs
+            extra = (f"; {fmt_flops(conv_flops / (e.self_cpu_time_total / 1e6))} = "
+                     f"{100 * conv_flops / (e.self_cpu_time_total / 1e6) / peaks['fp32']:.0f}% of the fp32 peak")
+        print(f"      {e.key:32s} {100 * e.self_cpu_time_total / total:5.1f}%  {e.count:4d} calls{extra}")
 
 
 def fid_check(a) -> None:
@@ -353,7 +396,9 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default="auto", help="ganforge's precision (the reference is always fp32)")
     p.add_argument("--sample-batch", type=int, default=256)
     p.add_argument("--inception-batch", type=int, default=0, help="0 = 16 on CPU, 200 on GPU")
+    p.add_argument("--inception-rounds", type=int, default=4, help="interleaved rounds, plain vs fused Inception")
     p.add_argument("--skip-features", action="store_true")
+    p.add_argument("--features-only", action="store_true", help="only the feature extractors")
     p.add_argument("--fid-check", action="store_true", help="only: digits FID of fp32 vs auto-precision runs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--fid-steps", type=int, default=1500)
@@ -379,13 +424,16 @@ def main(argv=None) -> int:
     peaks = {"bf16": matmul_peak(torch.bfloat16, device, sizes), "fp32": matmul_peak(torch.float32, device, sizes)}
     print(f"matmul peak (best of n = {', '.join(map(str, sizes))}): bf16 {fmt_flops(peaks['bf16'])}, "
           f"fp32 {fmt_flops(peaks['fp32'])}")
+    if a.features_only:
+        bench_features(a, device, a.res[0], peaks)
+        return 0
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for res in a.res:
             torch.manual_seed(0)
             results.append(bench_training(res, a, device, peaks, Path(tmp)))
     if not a.skip_features:
-        bench_features(a, device, a.res[0])
+        bench_features(a, device, a.res[0], peaks)
     print(f"\n| resolution | reference img/s (fp32, {a.threads} thr.) | ganforge img/s | precision | speed-up | "
           f"ceiling at the bf16 peak |"
           + (f" reference at default {a.default_threads} thr. | speed-up vs that |" if "ref_default" in results[0] else ""))

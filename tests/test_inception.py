@@ -153,6 +153,31 @@ def test_non_canonical_weights_warn_and_are_recorded(weights_files, capsys):
     assert m.protocol["canonical"] == m.protocol["weights_sha256"].startswith("6726825d")
 
 
+def test_the_extractor_runs_a_fused_copy_with_todays_fp32_features(weights_files):
+    """The FID extractor's fast path (BN folded into the convs, channels_last, inception.fused) computes the
+    plain model's features and logits within 1e-4 relative, on every protocol's preprocessing."""
+    from ganforge.metrics.features import load_extractor
+    from ganforge.metrics.inception import fused
+    folder, _ = weights_files
+    plain = load_inception(weights=folder / NAME)
+    fast = fused(plain)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())        # the loaded model is left alone
+    assert fast.Mixed_6b.branch7x7_2.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    grey = ((torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(5)) * 255).round() / 127.5) - 1
+    rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()    # noqa: E731
+    with torch.no_grad():
+        want = plain(grey)
+        got = fast(grey)
+    assert rel(got["pool"], want["pool"]) < 1e-4 and rel(got["logits"], want["logits"]) < 1e-4
+    assert rel(got["pool"], want["pool"]) > 0                       # a different computation, not the same one
+    ext = load_extractor("inception", weights=folder / NAME, protocol="tf")       # another preprocessing
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in ext.net.modules())
+    ref = load_inception(weights=folder / NAME, protocol="tf")
+    with torch.no_grad():
+        assert rel(ext(grey, logits=True)["features"], ref(grey)["pool"]) < 1e-4
+
+
 def test_extract_streams_batches_without_grad():
     lin = nn.Linear(3, 2)
     as_dict = type("D", (nn.Module,), {"forward": lambda self, x: {"a": lin(x), "b": lin(x).sum(1)}})()

@@ -32,7 +32,7 @@ from . import attributes as attributes_mod
 from . import digits as digits_mod
 from . import protocols
 from .dinov2 import load_dinov2
-from .inception import load_inception, weights_sha256
+from .inception import fused, load_inception, weights_sha256
 
 
 class Extractor:
@@ -95,7 +95,7 @@ class InceptionFeatures(Extractor):
 
     def __init__(self, model, protocol: dict):
         super().__init__(protocol)
-        self.net = model
+        self.net = fused(model)      # BN folded, channels_last: the same features ~2x faster (inception.fused)
 
     def check(self, shape, kind):
         super().check(shape, kind)
