@@ -21,6 +21,7 @@ which bounds the memory of a streamed 50k-sample evaluation.
     python benchmarks/throughput.py --res 32 --rounds 3   # quicker
     python benchmarks/throughput.py --device cuda --precision bf16 --res 32 64
     python benchmarks/throughput.py --fid-check --seeds 0 1 2   # digits FID: fp32 vs auto precision
+    python benchmarks/throughput.py --features-only --threads 1 # FID extractors: plain vs fused Inception-v3
 """
 from __future__ import annotations
 
@@ -169,7 +170,7 @@ def peak_memory(fn, device: torch.device) -> tuple[float, str]:
         return float("nan"), "unavailable"
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...], reps: int = 7) -> float:
+def matmul_peak(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...], reps: int = 15) -> float:
     """Best FLOP/s of n x n x n matmuls (2 n^3 FLOPs) over a few sizes: on a CPU the best size is the one
     whose operands fit the caches (512 here), on a GPU the largest."""
     best_rate = 0.0
