@@ -10,6 +10,11 @@ the mean. PacGAN reports the mean over 10 trials: ring PacGAN4 7.8 / 95.9% / 0.0
     python benchmarks/mode_collapse.py --recipe gan --preset grid-best --seeds 5   # pac=4 d_steps=2 batch 1024, 30k
     python benchmarks/mode_collapse.py --recipe gan --preset ring --seeds 5 steps=15000   # the plain GAN baseline
     python benchmarks/mode_collapse.py --recipe gan --preset ring --seeds 1 pac=4 steps=2000   # overrides
+    python benchmarks/mode_collapse.py --recipe wgan --preset ring --seeds 5      # clip 0.1, RMSProp 5e-4, 4k steps
+    python benchmarks/mode_collapse.py --recipe wgan_gp --preset ring --seeds 5   # the toy lambda (gp_weight)
+    python benchmarks/mode_collapse.py --recipe wgan --preset ring-paper --seeds 5   # Algorithm 1's c and lr
+
+For comparison, gan --preset ring-best (docs/stable.md): 8.0 modes on every seed, 97.5% high quality, KL 0.0032.
 """
 from __future__ import annotations
 
