@@ -108,7 +108,9 @@ def test_ada_in_a_run_logs_p_records_the_decision_and_resumes_bit_identically(tm
     a, b = (load_file(str(checkpoint.latest(tmp_path / r) / "weights.safetensors")) for r in ("straight", "split"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     state = [torch.load(checkpoint.latest(tmp_path / r) / "state.pt", weights_only=True) for r in ("straight", "split")]
-    assert state[0]["recipe"]["ada"]["p"] == state[1]["recipe"]["ada"]["p"] > 0
+    assert state[0]["recipe"]["ada"]["p"] == state[1]["recipe"]["ada"]["p"]
+    split = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["D/augment_p"] for r in split] == ps        # the resumed run's p follows the straight run's
     # ada=off: the same run has no p and trains differently
     off = ganforge.train("dcgan", out=tmp_path / "off", progress=False, **{**kw, "ada": "off"})
     assert "D/augment_p" not in off["last_log"] and s["last_log"]["D/loss"] != off["last_log"]["D/loss"]
@@ -124,6 +126,10 @@ def test_overfit_watch_fires_once_after_n_consecutive_rows():
     assert "step 6" in note and "do X" in note
     assert w(row(0.95, 0.95, 7)) is None                   # once
     assert A.OverfitWatch()({"step": 1, "G/loss": 1.0}) is None
+    # with ADA on, the note says where p is and what is left
+    ada_row = lambda p: {"step": 1, "D/acc_real": 1.0, "D/acc_fake": 1.0, "D/augment_p": p}   # noqa: E731
+    assert "p is 0.30" in A.OverfitWatch(rows=1)(ada_row(0.3)) and "ada_images" in A.OverfitWatch(rows=1)(ada_row(0.3))
+    assert "every input already" in A.OverfitWatch(rows=1)(ada_row(1.0))
 
 
 def test_the_overfitting_warning_reaches_the_console_and_the_summary(tmp_path, tiny, capsys, monkeypatch):

@@ -128,6 +128,7 @@ OPTIONS = {
     "instance_noise": {"instance_noise": 0.1, "instance_noise_steps": 2},
     "diff_augment": {"diff_augment": "color,translation,cutout"},
     "augment_p": {"diff_augment": "color,translation,cutout", "augment_p": 0.5},
+    "ada": {"ada": "on", "ada_target": 0.6, "ada_images": 1000, "ada_interval": 2},
     "r1_gamma": {"r1_gamma": 10.0},
     "r2_gamma": {"r2_gamma": 10.0},
     "reg_every": {"r1_gamma": 10.0, "r2_gamma": 10.0, "reg_every": 2},

@@ -65,11 +65,7 @@ def resolve(cfg, info) -> bool:
 def for_recipe(cfg, info) -> tuple[AdaptiveP | None, OverfitWatch | None]:
     """An adversarial recipe's ADA state (None when off) and its overfitting watch (image data only)."""
     ada = AdaptiveP(cfg.ada_target, cfg.ada_images, cfg.ada_interval, cfg.batch_size) if resolve(cfg, info) else None
-    if ada:
-        fixes = (f"ADA is on (ada_target={cfg.ada_target}): add training images, or lower ada_target or "
-                 f"ada_images so that p rises sooner")
-    else:
-        fixes = "Fixes: more training images, ada=on (adaptive augmentation), or diff_augment=" + DEFAULT_POLICY
+    fixes = "Fixes: more training images, ada=on (adaptive augmentation), or diff_augment=" + DEFAULT_POLICY
     return ada, (OverfitWatch(fixes=fixes) if info.kind == "image" else None)
 
 
@@ -133,9 +129,13 @@ class OverfitWatch:
         if self.run < self.rows:
             return None
         self.fired = True
+        p, fixes = row.get("D/augment_p"), self.fixes
+        if p is not None:    # ADA is on: say where its p is, and what is left to do
+            fixes = (f"ADA's p is {p:.2f}: " + ("it augments every input already; add training images, or make D "
+                     "smaller (d_width)" if p > 0.99 else "lower ada_images so that p rises sooner, or ada_target"))
         return (f"ganforge: warning: D has told real from fake (accuracy > {self.threshold:.2f} on both) for "
                 f"{self.rows} log rows up to step {row.get('step')}: it is overfitting the training images, and G "
-                f"learns little from it. {self.fixes}")
+                f"learns little from it. {fixes}")
 
 
 def warn(note: str | None) -> str | None:
