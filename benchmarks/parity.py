@@ -15,24 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from ganforge.training import hardware
+
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_protocols.py", "tests/test_dinov2.py"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def versions() -> str:
@@ -48,7 +39,7 @@ def versions() -> str:
                           if (refpkgs._root() / f"{k}-{c}" / k.replace("-", "_")).is_dir()) or "none"
     return (f"references: {refs}; source trees: {checkouts}\n"
             f"torch {torch.__version__}, numpy {numpy.__version__}, scipy {scipy.__version__}, Pillow {PIL.__version__}; "
-            f"{cpu_model()}, {os.cpu_count()} CPUs")
+            f"{hardware.cpu_name()}, {os.cpu_count()} CPUs")
 
 
 def main() -> int:

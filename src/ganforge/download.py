@@ -90,6 +90,20 @@ def weights_file(weights, cache, download: bool, url: str, *, what: str, flag: s
                  fix=f"download the file by hand and pass {flag}, or place it at {cached}")
 
 
+def load_strict(model, state: dict, path, what: str, hint: str = "") -> None:
+    """Load `state` into `model` strictly, or one GanforgeError counting (and naming the first of) the missing,
+    unexpected and wrongly shaped keys against `what`'s layout."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and tuple(getattr(state[k], "shape", ())) != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise GanforgeError(f"{path} does not match the {what} layout: {len(missing)} missing keys {missing[:3]}, "
+                            f"{len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} with wrong shapes "
+                            f"{wrong[:3]}{hint}")
+    model.load_state_dict(state, strict=True)
+
+
 def read_state_dict(path, what: str) -> dict:
     """A PyTorch weights file read safely (weights_only): its state dict, or one line saying it is not one."""
     try:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..download import file_hash, read_state_dict, weights_file
+from ..download import file_hash, load_strict, read_state_dict, weights_file
 from ..errors import GanforgeError
 from . import protocols
 
@@ -157,15 +157,7 @@ def load_dinov2(weights=None, cache_dir=None, download: bool = False, arch: str 
                         flag="--weights PATH", expected=None, download_flag="--download")
     state = read_state_dict(path, f"dinov2_{arch}_pretrain.pth")
     model = DINOv2(_arch_of(state, path), p.name)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(getattr(state[k], "shape", ())) != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise GanforgeError(f"{path} does not match the DINOv2 {model.arch} layout: {len(missing)} missing keys "
-                            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} with "
-                            f"wrong shapes {wrong[:3]}")
-    model.load_state_dict(state, strict=True)
+    load_strict(model, state, path, f"DINOv2 {model.arch}")
     sha = file_hash(path, "sha256")
     # Meta publishes no checksum for these files: canonical stays unknown (None), the hash is the identity
     model.protocol = {"extractor": "dinov2", "arch": model.arch, "weights": str(path), "weights_sha256": sha,

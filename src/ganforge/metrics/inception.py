@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..download import file_hash, read_state_dict, weights_file
+from ..download import file_hash, load_strict, read_state_dict, weights_file
 from ..errors import GanforgeError
 from . import protocols
 
@@ -257,15 +257,8 @@ def load_inception(weights=None, cache_dir=None, download: bool = False, url: st
         # the released file predates BatchNorm's counter; it is unused in eval mode
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = value
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(getattr(state[k], "shape", ())) != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise GanforgeError(f"{path} does not match the FID Inception-v3 layout: {len(missing)} missing keys "
-                            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} with "
-                            f"wrong shapes {wrong[:3]}; pass --weights with pt_inception-2015-12-05-6726825d.pth")
-    model.load_state_dict(state, strict=True)
+    load_strict(model, state, path, "FID Inception-v3",
+                "; pass --weights with pt_inception-2015-12-05-6726825d.pth")
     sha = weights_sha256(path)
     canonical = sha.startswith(CANONICAL_SHA256_PREFIX)
     if not canonical:
