@@ -82,7 +82,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = _command(sub, "sample", "draw samples from a trained run (grid PNG, scatter PNG or CSV)")
-    s.add_argument("run", help="run directory (or checkpoint / export folder)")
+    s.add_argument("run", help="run directory (or checkpoint / export folder, or zoo:NAME)")
     s.add_argument("-n", "--num", type=int, help="how many (default: 64 images, 2,000 points, 1,000 rows)")
     s.add_argument("--out", metavar="FILE",
                    help="default: RUN/samples/sample-stepN-seedS[-psiP][-labelK|-text].png (or .csv)")
@@ -91,6 +91,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--text", help="caption to draw (text2image runs)")
     s.add_argument("--truncation", type=float, metavar="PSI",
                    help="pull w towards w_avg (stylegan): psi in [0, 1], 1 = none")
+    s.add_argument("--download", action="store_true",
+                   help="fetch a zoo model that is a download (once; it is cached, SHA-256 checked)")
 
     _commands(sub)
     for name, text in HEAVY_PARSERS.items():
@@ -230,7 +232,21 @@ def _list(a) -> int:
         if r["presets"]:
             print(f"  {'':12s} presets: {', '.join(r['presets'])}")
     print("data specs: " + ", ".join(sorted(DATASETS)) + "  (e.g. toy:ring, csv:PATH, folder:PATH)")
+    _list_zoo()
     return 0
+
+
+def _list_zoo() -> None:
+    """The zoo's models (zoo/bundled.json, zoo/downloads.json): read without torch."""
+    from . import zoo   # noqa: PLC0415  (tests/test_layering.py LOCAL_IMPORTS says why)
+
+    rows = zoo.table()
+    print("zoo (ganforge sample zoo:NAME, ganforge.load('zoo:NAME')):" + ("" if rows else " empty"))
+    for r in rows:
+        metric = r["metric"]
+        score = f"{metric['name']} {metric['value']}" if metric else ""
+        print(f"  {r['name']:20s} {r['summary']} [{r['where']}, {r['bytes'] / 2**20:.1f} MiB{', ' if score else ''}"
+              f"{score}]")
 
 
 def _chosen(argv: list[str]) -> str | None:

@@ -5,6 +5,8 @@ A path given to a reader is one of
                                     checkpoint that checkpoints/latest names
   RUN/checkpoints/step-NNNNNN/      one checkpoint folder (or checkpoints/best/); config.json is two levels up
   EXPORT/                           a `ganforge export` folder: config.json + weights.safetensors
+  zoo:NAME                          a pretrained model of the zoo (zoo/__init__.py): an export folder inside
+                                    the package, or a downloaded one in the cache
 A checkpoint folder being replaced in place is read from its previous version .old-NAME (resolve).
 config.json holds recipe, config and data_info: enough to rebuild the networks without the data.
 
@@ -24,7 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from . import viz
+from . import viz, zoo
 from .config import from_dict
 from .data import DataInfo
 from .errors import GanforgeError
@@ -74,14 +76,20 @@ def build_recipe(run: dict[str, Any]):
 
 # -- which folder ---------------------------------------------------------------------------------------------
 def is_loadable(path) -> bool:
-    """Whether `path` looks like something locate() reads (a run, checkpoint or export folder)."""
+    """Whether `path` looks like something locate() reads (a run, checkpoint or export folder, a zoo model)."""
+    if zoo.is_ref(path):
+        return True
     path = resolve(Path(path))
     return any((path / name).is_file() for name in ("config.json", "meta.json", "weights.safetensors"))
 
 
-def locate(path) -> tuple[Path, dict[str, Any], str]:
+def locate(path, download: bool = False) -> tuple[Path, dict[str, Any], str]:
     """(folder holding the weights, the run's config.json, kind) of a run directory (its latest checkpoint;
-    kind "run"), a checkpoint folder ("checkpoint") or an export folder ("export")."""
+    kind "run"), a checkpoint folder ("checkpoint"), an export folder ("export") or a zoo model ("zoo";
+    `download` lets a downloadable one be fetched)."""
+    if zoo.is_ref(path):
+        folder = zoo.folder(path, download_ok=download)
+        return folder, read_run(folder), "zoo"
     path = resolve(Path(path))     # a checkpoint being replaced in place: its previous version
     if (path / "meta.json").is_file() and not (path / "config.json").is_file():
         return path, read_run(path.parent.parent), "checkpoint"     # run/checkpoints/step-NNNNNN
@@ -176,10 +184,20 @@ def _weights_step(folder: Path, run: dict[str, Any]) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def load(path: str | Path) -> Generator:
-    """Load a generator from a run directory (latest checkpoint), a checkpoint folder or an export folder."""
-    folder, run, _ = locate(path)
+def load(path: str | Path, download: bool = False) -> Generator:
+    """Load a generator from a run directory (latest checkpoint), a checkpoint folder, an export folder or the
+    zoo ("zoo:NAME"; `ganforge list` names them). download=True lets a zoo model that is a download be fetched
+    (once: it is cached)."""
+    folder, run, _ = locate(path, download)
     return generator(folder, run)
+
+
+def samples_dir(run) -> Path:
+    """Where a command writes by default: RUN/samples, or for a zoo model (whose folder is the installed
+    package's) ./zoo-NAME/samples in the working directory."""
+    if zoo.is_ref(run):
+        return Path(f"zoo-{str(run)[len(zoo.PREFIX):]}") / "samples"
+    return Path(run) / "samples"
 
 
 # -- checkpoint folders (written by training/checkpoint.py) ---------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..runs import load
+from ..runs import load, samples_dir
 from ..errors import GanforgeError
 from ..recipes.base import ImageToImage
 from ..viz import grid
@@ -159,7 +159,7 @@ def interpolate(run, out=None, *, space: str = "z", n: int = 8, points: int = 4,
     RUN/samples/walk-SPACE-seedS.gif. scale enlarges each frame (nearest; 0 = about 512 px wide). Returns the
     path written.
     """
-    out = Path(out) if out else Path(run) / "samples" / f"walk-{space}-seed{seed}.gif"
+    out = Path(out) if out else samples_dir(run) / f"walk-{space}-seed{seed}.gif"
     check_out(out, fps, scale)
     g = load(run)
     return save_walk(latent_walk(g, space, n, points, frames, seed, truncation, label), out, fps, scale)

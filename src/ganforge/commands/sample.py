@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import GanforgeError
 from ..recipes.base import TextConditional
-from ..runs import load
+from ..runs import load, samples_dir
 from ..training.callbacks import sample_suffix
 from . import out_file
 
@@ -39,18 +39,19 @@ def real_points(g):
 
 
 def sample(run, n: int | None = None, out=None, *, seed: int = 0, label: int | None = None,
-           text: str | None = None, truncation: float | None = None) -> Path:
+           text: str | None = None, truncation: float | None = None, download: bool = False) -> Path:
     """Draw `n` samples from a run directory, checkpoint folder or export folder and write them to `out`.
 
     n defaults to 64 images, 2,000 points or 1,000 table rows. out defaults to
     RUN/samples/sample-stepNNNNNN-seedS[-psiP][-labelK|-text].png (.csv for tables); an `out` whose suffix
     does not fit what the run writes is refused before anything is drawn. label: the class (conditional
     recipes); text: a caption (text2image); truncation: StyleGAN's psi. Points are drawn over the run's real
-    points. Returns the path written.
+    points. run may be a zoo model ("zoo:NAME"; output then under ./zoo-NAME/samples), download=True fetching
+    one that is a download. Returns the path written.
     """
     if n is not None and n < 1:       # 0 would silently mean the default, < 0 crash in torch
         raise GanforgeError(f"-n must be >= 1 (how many to draw); got {n}")
-    g = load(run)
+    g = load(run, download)
     if text is not None and (label is not None or not isinstance(g.recipe, TextConditional)):
         raise GanforgeError("--text applies to text2image runs, and not together with --label")
     kind = g.info.kind
@@ -59,11 +60,12 @@ def sample(run, n: int | None = None, out=None, *, seed: int = 0, label: int | N
         writes = {"image": "an image grid", "points": "a scatter plot"}.get(kind, "table rows (CSV)")
         out_file(out, (suffix,), f"this {g.recipe.name} run writes {writes}")
     x = g.sample(n or DEFAULT_NUM.get(kind, 1000), seed=seed, labels=label, text=text, truncation=truncation)
-    path = Path(out) if out else (Path(run) / "samples"
+    path = Path(out) if out else (samples_dir(run)
                                   / default_name(g.step, seed, truncation, label, text is not None, suffix))
     return g.save(x, path, real=real_points(g) if kind == "points" else None)
 
 
 def run(a) -> int:
-    print(sample(a.run, a.num, a.out, seed=a.seed, label=a.label, text=a.text, truncation=a.truncation))
+    print(sample(a.run, a.num, a.out, seed=a.seed, label=a.label, text=a.text, truncation=a.truncation,
+                 download=a.download))
     return 0

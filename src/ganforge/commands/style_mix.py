@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..runs import load
+from ..runs import load, samples_dir
 from ..errors import GanforgeError
 from ..viz import save_grid
 from . import out_file
@@ -100,7 +100,7 @@ def style_mix(run, out=None, *, rows: int = 4, cols: int = 5, seed: int = 0, tru
     # the cheap checks first, so a bad --out or --scale fails before the grid is synthesized
     if scale < 0:
         raise GanforgeError(f"--scale must be >= 0 (0 = auto); got {scale}")
-    out = Path(out) if out else Path(run) / "samples" / f"style-mix-seed{seed}.png"
+    out = Path(out) if out else samples_dir(run) / f"style-mix-seed{seed}.png"
     out_file(out, (".png",), "style-mix writes a PNG grid")
     g = load(run)
     check_style_generator(g.G, run)

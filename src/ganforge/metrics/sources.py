@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .. import runs
+from .. import runs, zoo
 from ..data.base import Data
 from ..data.images import IMAGE_EXTS, image_info, open_image
 from ..errors import GanforgeError
@@ -172,12 +172,13 @@ def folder_data(path, channels: int | None) -> tuple[Data, object]:
 
 
 def open_source(path, device) -> GeneratorSource | FolderSource:
-    """A run directory, a checkpoint folder or an exported generator -> GeneratorSource; else a folder of images."""
-    p = Path(path)
-    if not p.exists():
+    """A run directory, a checkpoint folder, an exported generator or zoo:NAME -> GeneratorSource; else a folder of images."""
+    named = zoo.is_ref(path)          # zoo:NAME is no path of the user's
+    p = path if named else Path(path)
+    if not named and not p.exists():
         raise GanforgeError(f"{str(p)!r} does not exist; give a run directory, an exported generator or a "
                             f"folder of images")
-    if not p.is_dir():
+    if not named and not p.is_dir():
         raise GanforgeError(f"{str(p)!r} is a file; give a run directory, an exported generator or a folder "
                             f"of images")
     if not runs.is_loadable(p):
