@@ -185,7 +185,7 @@ def test_trains_from_the_cli_on_the_offline_task(tmp_path):
     assert rc == 0 and (tmp_path / "r" / "plots" / "translations-step-000002.png").is_file()
 
 
-def test_translate_both_directions_at_any_multiple_of_4(run, tmp_path, capsys):
+def test_translate_both_directions_at_any_size(run, tmp_path, capsys):
     Image.fromarray(np.full((12, 8, 3), 50, np.uint8)).save(tmp_path / "x.png")   # 8 wide, 12 high
     x = read_image(tmp_path / "x.png", 3)
     outs = {}
@@ -198,6 +198,16 @@ def test_translate_both_directions_at_any_multiple_of_4(run, tmp_path, capsys):
             want = ((G(x)[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().numpy()
         assert outs[direction].shape == (12, 8, 3) and np.abs(outs[direction] - want).max() <= 1
     assert not np.array_equal(outs["AtoB"], outs["BtoA"])   # G_ab and G_ba are different nets
-    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "y.png")
-    assert main(["translate", str(run), str(tmp_path / "y.png"), "--out", str(tmp_path / "o")]) == 2
-    assert "multiples of 4" in capsys.readouterr().err
+    # other sizes are mirror-padded to a multiple of 4 and cropped back: size and aspect kept
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (10, 13, 3), dtype=np.uint8)).save(tmp_path / "y.png")
+    assert main(["translate", str(run), str(tmp_path / "y.png"), "--out", str(tmp_path / "y-out.png")]) == 0
+    y = read_image(tmp_path / "y.png", 3)
+    _, G = load_translator(run, "AtoB")
+    with torch.no_grad():
+        want = G(torch.nn.functional.pad(y, (0, 3, 0, 2), mode="reflect"))[..., :10, :13]
+    got = np.asarray(Image.open(tmp_path / "y-out.png")).astype(np.float64)
+    assert got.shape == (10, 13, 3)
+    assert np.abs(got - ((want[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().numpy()).max() <= 1
+    Image.fromarray(np.zeros((6, 20, 3), np.uint8)).save(tmp_path / "thin.png")
+    assert main(["translate", str(run), str(tmp_path / "thin.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "at least 8 px" in capsys.readouterr().err

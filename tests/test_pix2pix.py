@@ -11,6 +11,7 @@ import ganforge
 from ganforge import losses as L
 from ganforge.api import load_data, make_config
 from ganforge.cli import main
+from ganforge.commands.translate import load_translator, tiled
 from ganforge.errors import GanforgeError
 from ganforge.models.image2image import patch_receptive_field
 from ganforge.recipes.base import StepContext
@@ -178,17 +179,38 @@ def test_translate_files_and_folders(run, tmp_path):
     assert not np.array_equal(one, np.asarray(Image.open(tmp_path / "three" / "1.png")))
 
 
-def test_translate_wrong_sizes_fail_before_writing_unless_resized(run, tmp_path, capsys):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "a.png")
-    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(folder / "b.png")
-    assert main(["translate", str(run), str(folder), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert "b.png: this pix2pix model takes 16x16 inputs" in err and "--resize" in err
-    assert not (tmp_path / "out").exists()          # checked before anything was written
-    assert main(["translate", str(run), str(folder), "--out", str(tmp_path / "out"), "--resize"]) == 0
-    assert Image.open(tmp_path / "out" / "b.png").size == (16, 16)
+def test_translate_keeps_any_size_and_aspect_unless_resized(run, tmp_path, capsys):
+    """A photo of any size comes back at that size: the U-Net (built for 16x16) runs on blended tiles."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)).save(tmp_path / "big.jpg")
+    assert main(["translate", str(run), str(tmp_path / "big.jpg"), "--out", str(tmp_path / "out.png")]) == 0
+    assert Image.open(tmp_path / "out.png").size == (70, 45)
+    Image.fromarray(np.zeros((5, 3, 3), np.uint8)).save(tmp_path / "small.png")     # smaller than one tile
+    assert main(["translate", str(run), str(tmp_path / "small.png"), "--out", str(tmp_path / "s.png")]) == 0
+    assert Image.open(tmp_path / "s.png").size == (3, 5)
+    assert main(["translate", str(run), str(tmp_path / "big.jpg"), "--out", str(tmp_path / "sq"), "--resize"]) == 0
+    assert Image.open(tmp_path / "sq" / "big.png").size == (16, 16)
+    Image.fromarray(np.zeros((1, 9, 3), np.uint8)).save(tmp_path / "line.png")
+    assert main(["translate", str(run), str(tmp_path / "line.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "too small to translate" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()          # checked before anything was written
+
+
+def test_tiles_blend_without_seams_and_one_tile_is_the_net_itself(run):
+    x = torch.rand(1, 3, 37, 29) * 2 - 1
+    assert torch.allclose(tiled(lambda b: b, x, 16), x, atol=1e-6)      # identity tiles -> the image, exactly
+    assert torch.allclose(tiled(lambda b: b * 0 + 0.5, x, 16), torch.full_like(x, 0.5))
+    recipe, G = load_translator(run)
+    one = torch.rand(1, 3, 16, 16) * 2 - 1
+    torch.manual_seed(0)
+    want = G(one)
+    torch.manual_seed(0)
+    assert torch.allclose(tiled(G, one, 16), want, atol=1e-5)
+    # away from overlaps each output pixel is its tile's own: the top-left 12x12 is G on the first tile
+    torch.manual_seed(0)
+    got = tiled(G, x, 16, batch=1)
+    torch.manual_seed(0)
+    assert torch.allclose(got[..., :12, :12], G(x[..., :16, :16])[..., :12, :12], atol=1e-5)
 
 
 def test_translate_errors(run, tmp_path, capsys):

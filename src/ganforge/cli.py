@@ -111,7 +111,7 @@ def _commands(sub) -> None:
     e.add_argument("--onnx", action="store_true", help="also write generator.onnx (needs the onnx package)")
 
     i = _command(sub, "interpolate", "latent walk (z: slerp, w: StyleGAN's lerp) as a GIF, MP4 or strip", DEFAULTS)
-    i.add_argument("run", help="a run directory (or checkpoint / export folder)")
+    i.add_argument("run", help="a run directory (or checkpoint / export folder, or zoo:NAME)")
     i.add_argument("--out", metavar="FILE.gif|FILE.mp4|FILE.png", help="default: RUN/samples/walk-SPACE-seedS.gif")
     i.add_argument("--space", choices=["z", "w"], default="z")
     i.add_argument("-n", "--num", type=int, default=8, help="walks side by side")
@@ -125,7 +125,7 @@ def _commands(sub) -> None:
     i.add_argument("--label", type=int, help="class to draw (conditional recipes)")
 
     m = _command(sub, "style-mix", "StyleGAN style-mixing grid: sources A in rows, B in columns", DEFAULTS)
-    m.add_argument("run", help="a stylegan run directory (or checkpoint / export folder)")
+    m.add_argument("run", help="a stylegan run directory (or checkpoint / export folder, or zoo:NAME)")
     m.add_argument("--out", metavar="FILE.png", help="default: RUN/samples/style-mix-seedS.png")
     m.add_argument("--rows", type=int, default=4, help="sources A")
     m.add_argument("--cols", type=int, default=5, help="sources B")
@@ -136,22 +136,23 @@ def _commands(sub) -> None:
                    help="enlarge the PNG by this factor (nearest); 0 = auto, about 1024 px wide")
 
     for name, text, inputs, out in (
-            ("translate", "translate images with a pix2pix or CycleGAN run", "INPUT", "DIR"),
+            ("translate", "translate images (any size) with a pix2pix or CycleGAN run", "INPUT", "FILE|DIR"),
             ("upscale", "super-resolve images with an srgan run", "IMAGE", "FILE|DIR")):
         c = _command(sub, name, text)
-        c.add_argument("run", help="run directory (or checkpoint / export folder)")
+        c.add_argument("run", help="run directory (or checkpoint / export folder, or zoo:NAME)")
         c.add_argument("inputs", nargs="+", metavar=inputs, help="image files or folders of images")
         c.add_argument("--out", required=True, metavar=out,
-                       help="folder for the PNGs" + (" (or one file for one input)" if name == "upscale" else ""))
+                       help="folder for the PNGs (or one image file for one input file)")
         c.add_argument("--device", choices=choices(TrainConfig, "device"), default="cpu")
     t = sub.choices["translate"]
     t.add_argument("--direction", choices=["AtoB", "BtoA"],
                    help="CycleGAN: which generator (default AtoB); pix2pix: must match its training direction")
-    t.add_argument("--resize", action="store_true", help="resize inputs to the size the model was trained at")
+    t.add_argument("--resize", action="store_true",
+                   help="squash inputs to the size the model was trained at (default: keep each input's size)")
     t.add_argument("--seed", type=int, default=0, help="seed of pix2pix's dropout noise")
 
     v = _command(sub, "invert", "project real images into a run's latent space (Zhu 2016)", DEFAULTS)
-    v.add_argument("run", help="a run directory (or checkpoint / export folder)")
+    v.add_argument("run", help="a run directory (or checkpoint / export folder, or zoo:NAME)")
     v.add_argument("images", nargs="+", help="image files")
     v.add_argument("--out", metavar="DIR", help="default: RUN/inverted")
     v.add_argument("--steps", type=int, default=300, help="Adam steps on the latent")
@@ -237,7 +238,7 @@ def _list(a) -> int:
 
 
 def _list_zoo() -> None:
-    """The zoo's models (zoo/bundled.json, zoo/downloads.json): read without torch."""
+    """The zoo's models, from its two manifests (zoo/bundled.json, zoo/downloads.json)."""
     from . import zoo   # noqa: PLC0415  (tests/test_layering.py LOCAL_IMPORTS says why)
 
     rows = zoo.table()

@@ -2,9 +2,11 @@
 recipe (recipes/base.py), e.g. pix2pix (arXiv:1611.07004) or CycleGAN (arXiv:1703.10593) - on image files
 and folders.
 
-Each input is read as the model's input domain (grey or RGB), checked against the sizes the generator
-takes (pix2pix's U-Net: exactly its training size; CycleGAN's ResNet: sides multiple of 4) or resized
-with --resize, translated on its own, and written as DIR/<name>.png (folders keep their sub-paths).
+Each input is read as the model's input domain (grey or RGB) and translated at its own size and aspect ratio:
+a generator built for one size (pix2pix's U-Net) runs on overlapping tiles of its training size, blended; a
+fully convolutional one (CycleGAN's ResNet, SRGAN) on the whole image, padded to the multiple it needs and
+cropped back. --resize squashes the input to the training size instead. Each output is written as
+DIR/<name>.png (folders keep their sub-paths), or to --out FILE.png for a single input file.
 The helpers here are shared with `ganforge upscale`.
 """
 from __future__ import annotations
@@ -23,6 +25,9 @@ from ..registry import RECIPES
 from ..training.hardware import pick_device
 from ..viz import to_uint8
 from . import out_dir
+
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")     # an --out with one of these is a file, not a folder
 
 
 def _names(kind: type, but: type | None = None) -> str:
@@ -107,7 +112,8 @@ def check_sizes(recipe, files: list[tuple[Path, Path]]) -> None:
 
 
 def apply(recipe, G, x: torch.Tensor, resize: bool, seed: int) -> torch.Tensor:
-    """Check (or resize) one input for the model and run G on it, with seeded noise."""
+    """Check (or resize) one input for the model and run G on it, with seeded noise: on overlapping tiles or
+    on the whole padded image (recipe.tile()), so the output keeps the input's size and aspect ratio."""
     h, w = x.shape[-2:]
     if resize:
         side = recipe.input_shape()[-1]
@@ -116,23 +122,78 @@ def apply(recipe, G, x: torch.Tensor, resize: bool, seed: int) -> torch.Tensor:
     else:
         recipe.check_size(h, w)
     torch.manual_seed(seed)   # pix2pix's test-time dropout: the same seed gives the same output
+    x = x.to(next(G.parameters()).device)
     with torch.no_grad():
-        return G(x.to(next(G.parameters()).device)).cpu()
+        tile = recipe.tile()
+        return (tiled(G, x, tile) if tile else padded(G, x, recipe.multiple())).cpu()
+
+
+def _pad(x: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
+    """Mirror padding on the bottom and right (edge replication where the image is too small to mirror)."""
+    if not (bottom or right):
+        return x
+    small = bottom >= x.shape[-2] or right >= x.shape[-1]
+    return torch.nn.functional.pad(x, (0, right, 0, bottom), mode="replicate" if small else "reflect")
+
+
+def padded(G, x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """G on the whole image, padded to a multiple of `multiple` and cropped back (an upscaler's output by
+    its scale)."""
+    h, w = x.shape[-2:]
+    y = G(_pad(x, -h % multiple, -w % multiple))
+    scale = y.shape[-1] // (w + -w % multiple)
+    return y[..., : h * scale, : w * scale]
+
+
+def _starts(n: int, t: int, step: int) -> list[int]:
+    return list(range(0, n - t, step)) + [n - t]        # the last tile ends at the border
+
+
+def tiled(G, x: torch.Tensor, t: int, batch: int = 64) -> torch.Tensor:
+    """G on t x t tiles overlapping by a quarter, blended with a pyramid window (each output pixel is the
+    window-weighted mean of the tiles covering it, so no seams); an image smaller than a tile is padded."""
+    h, w = x.shape[-2:]
+    x = _pad(x, max(0, t - h), max(0, t - w))
+    H, W = x.shape[-2:]
+    step = max(1, t * 3 // 4)
+    corners = [(i, j) for i in _starts(H, t, step) for j in _starts(W, t, step)]
+    tiles = torch.cat([x[..., i:i + t, j:j + t] for i, j in corners])
+    outs = torch.cat([G(b) for b in tiles.split(batch)])
+    ramp = torch.minimum(torch.arange(1, t + 1), torch.arange(t, 0, -1)).to(outs)
+    window = ramp[:, None] * ramp[None, :]
+    total = outs.new_zeros(1, outs.shape[1], H, W)
+    weight = outs.new_zeros(1, 1, H, W)
+    for (i, j), y in zip(corners, outs):
+        total[0, :, i:i + t, j:j + t] += y * window
+        weight[0, 0, i:i + t, j:j + t] += window
+    return (total / weight)[..., :h, :w]
 
 
 def translate(run, inputs, out, *, direction: str | None = None, resize: bool = False, seed: int = 0,
               device: str = "cpu") -> list[Path]:
     """Translate image files and folders of images (`inputs`: a path or a list of them) with an image-to-image
-    run (pix2pix, CycleGAN, any Translator recipe) into the folder `out`, as out/<name>.png (folders keep their
+    run (pix2pix, CycleGAN, any Translator recipe) at each image's own size. One input file and an `out` with
+    an image suffix write that file; otherwise `out` is a folder of PNGs, out/<name>.png (folders keep their
     sub-paths). direction: "AtoB" or "BtoA" (CycleGAN's two generators; default the first it was trained);
-    resize: bring inputs to the trained size instead of refusing other sizes; seed: pix2pix's dropout noise.
-    Every input's size is checked before anything is written. Returns the paths written."""
-    out = out_dir(out)
+    resize: squash inputs to the trained size instead; seed: pix2pix's dropout noise. Every input's size is
+    checked before anything is written. Returns the paths written."""
+    files, target = targets(inputs, out)
     recipe, G = load_translator(run, direction, device)
-    files = image_files(input_paths(inputs))
     if not resize:
         check_sizes(recipe, files)
-    return apply_all(recipe, G, files, lambda rel: out / rel, resize, seed, direction)
+    return apply_all(recipe, G, files, target, resize, seed, direction)
+
+
+def targets(inputs, out) -> tuple[list[tuple[Path, Path]], object]:
+    """(input files, relative name -> output path): the file `out` for one input file and an image-suffixed
+    `out`, else names inside the folder `out` (checked to be one now, before a model is loaded)."""
+    names = input_paths(inputs)
+    files = image_files(names)
+    out = Path(out)
+    if len(files) == 1 and Path(names[0]).is_file() and out.suffix.lower() in SUFFIXES:
+        return files, lambda rel: out
+    folder = out_dir(out)
+    return files, lambda rel: folder / rel
 
 
 def input_paths(inputs) -> list[str]:

@@ -304,12 +304,22 @@ class Translator(ImageToImage):
         a, b = tuple(self.info.extra["cond_shape"]), tuple(self.info.shape)
         return a if (direction or self.directions()[0]) == "AtoB" else b
 
+    def tile(self) -> int | None:
+        """How `ganforge translate` runs G on an image of any size: on overlapping square tiles of this side
+        (a generator built for one input size, such as pix2pix's U-Net, whose innermost layer sees the whole
+        training crop), or, when None, on the whole image padded to a multiple of multiple() (a fully
+        convolutional one). Either way the output keeps the input's size and aspect ratio."""
+        return self.input_shape()[-1]
+
+    def multiple(self) -> int:
+        """What the sides of a whole image are padded to a multiple of (tile() None); the padding is cropped
+        off the output."""
+        return 1
+
     def check_size(self, h: int, w: int) -> None:
-        """Refuse an input of h x w pixels the generator cannot take (one line, naming --resize)."""
-        res = self.input_shape()[-1]
-        if (h, w) != (res, res):
-            raise GanforgeError(f"this {self.name} model takes {res}x{res} inputs (its generator was built for "
-                                f"that size); got {w}x{h}. Pass --resize to resize the input")
+        """Refuse an input of h x w pixels the generator cannot take (one line)."""
+        if min(h, w) < 2:
+            raise GanforgeError(f"image of {w}x{h} px is too small to translate (need at least 2x2)")
 
     def held_out(self) -> dict[str, Tensor]:
         """The whole test split (train split when the data has none), at most 256 samples, cached."""
@@ -357,7 +367,10 @@ class Translator(ImageToImage):
 
 class Upscaler(Translator):
     """A translator whose output is its input enlarged (super-resolution): `ganforge upscale` runs it, and
-    `ganforge translate` sends users there."""
+    `ganforge translate` sends users there. Its generator is fully convolutional (no tiles)."""
+
+    def tile(self) -> int | None:
+        return None
 
 
 class TextConditional(Recipe):

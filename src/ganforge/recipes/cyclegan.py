@@ -149,8 +149,13 @@ class CycleGAN(Translator):
     def translator(self, direction: str | None = None) -> str:
         return "G_ba" if direction == "BtoA" else "G_ab"
 
+    def tile(self) -> int | None:
+        return None                           # the ResNet G is fully convolutional: the whole image at once
+
+    def multiple(self) -> int:
+        return 4                              # its two stride-2 convolutions
+
     def check_size(self, h: int, w: int) -> None:
-        if h % 4 or w % 4 or min(h, w) < 8:
-            raise GanforgeError(f"cyclegan's generator takes images whose sides are multiples of 4 and at least "
-                                f"8 px; got {w}x{h}. Pass --resize to resize the input to "
-                                f"{self.info.shape[-1]}x{self.info.shape[-1]}")
+        if min(h, w) < 8:
+            raise GanforgeError(f"cyclegan's generator takes images of at least 8 px a side; got {w}x{h}. Pass "
+                                f"--resize to resize the input to {self.info.shape[-1]}x{self.info.shape[-1]}")
