@@ -3,6 +3,7 @@
     python scripts/train_zoo.py                 # every model (tens of minutes on 2 CPU cores)
     python scripts/train_zoo.py cgan-digits     # one or more by name
     python scripts/train_zoo.py --score-only    # re-score the shipped files (no training)
+    python scripts/train_zoo.py --table         # the manifest as the README's markdown table
 
 Each model is trained by the `ganforge train` command its entry records (run in a subprocess, exactly as a
 user would type it), exported with `ganforge export`, stored in float16 when float32 would exceed the 2 MiB
@@ -127,12 +128,25 @@ def picture(name: str) -> None:
         ganforge.sample(f"zoo:{name}", 2500, IMAGES / f"zoo-{name}.png")
 
 
+def table() -> str:
+    rows = ["| model | trained by | metric | size | train time (1 thread, shared 2-core CPU) |", "|---|---|---|---|---|"]
+    for name, e in sorted(zoo.bundled().items()):
+        m = e.get("metric", {})
+        rows.append(f"| `zoo:{name}` | `{e['command']}` | {m.get('name', '')}: **{m.get('value', '')}** | "
+                    f"{e['bytes'] / 2**20:.2f} MiB ({e['dtype']}) | {e['train_seconds']} s |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help=f"models (default all: {', '.join(MODELS)})")
     p.add_argument("--score-only", action="store_true", help="score the shipped files again; train nothing")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ganforge-zoo-runs")
+    p.add_argument("--table", action="store_true", help="print the manifest as a markdown table; do nothing else")
     a = p.parse_args(argv)
+    if a.table:
+        print(table())
+        return 0
     unknown = [n for n in a.names if n not in MODELS]
     if unknown:
         p.error(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
