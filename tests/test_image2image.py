@@ -1,11 +1,14 @@
 """pix2pix U-Net / PatchGAN, CycleGAN ResNet generator and image pool: shapes, noise, receptive field, pool."""
 import io
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from ganforge.errors import GanforgeError
+from ganforge.viz import save_columns
 from ganforge.models.image2image import (ImagePool, NoiseDropout, PatchDiscriminator, ResnetBlock,
                                          ResnetGenerator, UNetGenerator, patch_layers_for,
                                          patch_receptive_field)
@@ -234,3 +237,20 @@ def test_empty_pool_state_round_trip():
     b.load_state_dict(ImagePool(5, seed=1).state_dict())
     assert len(b) == 0
     assert torch.equal(b(_marked(0, 5)), _marked(0, 5))
+
+
+def test_labelled_columns_place_each_image_under_its_label(tmp_path):
+    cols = {name: torch.rand(5, 3, 4, 4) * 2 - 1 for name in ("input", "output", "target")}
+    path = save_columns(cols, tmp_path / "c.png", rows=2, upscale=3)
+    page = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    header, cell = 14, (4 + 2) * 3
+    assert page.shape == (header + 3 * (2 * 6 + 2), 3 * (9 * 6 + 2), 3)        # 2 rows, 3 groups of 3 columns
+    assert (page[:header] < 128).any()                                        # the labels are drawn
+
+    def at(row, column):                                                      # the top-left pixel of a cell
+        return page[header + 2 * 3 + row * cell, 2 * 3 + column * cell]
+    want = ((cols["output"][4, :, 0, 0].clamp(-1, 1) + 1) * 127.5).round().int().numpy()
+    assert (at(0, 2 * 3 + 1) == want).all()                                   # image 4: row 0 of group 2
+    assert (at(1, 2 * 3 + 1) == 255).all()                                    # no image 5: a white cell
+    with pytest.raises(ValueError, match="as many images of one size"):
+        save_columns({"a": torch.zeros(2, 1, 4, 4), "b": torch.zeros(3, 1, 4, 4)}, tmp_path / "bad.png")

@@ -48,6 +48,36 @@ def save_grid(images: torch.Tensor, path, nrow: int | None = None, upscale: int 
     return Path(path)
 
 
+def save_columns(columns: dict[str, torch.Tensor], path, rows: int = 8, upscale: int = 0) -> Path:
+    """Side-by-side columns under labels ("input | output | target"): each value is N images of one size
+    (grey shown as RGB); N > rows wraps into further groups of the same columns to the right. Small images are
+    enlarged (nearest) before the labels are drawn, so the text stays readable. Returns the path."""
+    from PIL import Image, ImageDraw
+
+    names = list(columns)
+    images = [c.detach().float().cpu() for c in columns.values()]
+    images = [c.expand(-1, 3, -1, -1) if c.shape[1] == 1 else c for c in images]
+    n, (h, w) = len(images[0]), images[0].shape[-2:]
+    if any(c.shape[0] != n or c.shape[-2:] != (h, w) for c in images):
+        raise ValueError(f"columns {names} need as many images of one size each; got "
+                         f"{[tuple(c.shape) for c in images]}")
+    groups = math.ceil(n / rows)
+    order = [images[k][g * rows + r] if g * rows + r < n else torch.ones(3, h, w)   # blank cells: white
+             for r in range(min(rows, n)) for g in range(groups) for k in range(len(names))]
+    body = Image.fromarray(grid(torch.stack(order), nrow=groups * len(names)))
+    factor = upscale or max(1, 96 // max(h, w))
+    body = body.resize((body.width * factor, body.height * factor), Image.NEAREST)
+    header = 14
+    page = Image.new("RGB", (body.width, body.height + header), "white")
+    page.paste(body, (0, header))
+    draw, cell = ImageDraw.Draw(page), (w + 2) * factor
+    for i in range(groups * len(names)):
+        draw.text((2 * factor + i * cell + 2, 1), names[i % len(names)], fill="black")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    page.save(path)
+    return Path(path)
+
+
 def save_points(points: torch.Tensor, path, real: torch.Tensor | None = None, title: str = "") -> Path:
     """2-D: scatter of generated over real points; 1-D: histograms."""
     plt = _plt()

@@ -349,8 +349,8 @@ class Translator(ImageToImage):
 
     @torch.no_grad()
     def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
-        """plots/translations-step-N.png: rows of (input, output, target) for 8 held-out samples."""
-        from ..viz import save_grid
+        """plots/translations-step-N.png: labelled columns input | output | target for 8 held-out samples."""
+        from ..viz import save_columns
         direction = self.directions()[0]
         name = self.translator(direction)
         G, was = nets[name], nets[name].training
@@ -359,10 +359,8 @@ class Translator(ImageToImage):
         G.eval()
         fake = self.generate(G, x.to(device)).float().cpu()
         G.train(was)
-        show = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t   # noqa: E731  grey as RGB
-        x = nn.functional.interpolate(x, size=fake.shape[-2:], mode="nearest")
-        rows = [torch.stack([show(x)[i], show(fake)[i], show(y)[i]]) for i in range(len(x))]
-        save_grid(torch.cat(rows), f"{plots_dir}/translations-step-{step:06d}.png", nrow=3)
+        x = nn.functional.interpolate(x, size=fake.shape[-2:], mode="nearest")    # an upscaler's small input
+        save_columns({"input": x, "output": fake, "target": y}, f"{plots_dir}/translations-step-{step:06d}.png")
 
 
 class Upscaler(Translator):

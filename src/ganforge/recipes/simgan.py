@@ -216,13 +216,12 @@ class SimGAN(ImageToImage):
 
     @torch.no_grad()
     def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
-        # synthetic (odd rows) above their refinements (even rows): a fixed draw, from its own generator
-        from ..viz import save_grid
+        # labelled columns synthetic | refined: a fixed draw, from its own generator
+        from ..viz import save_columns
         G = nets["G"]
         x = self.synthetic_images(32, next(G.parameters()).device, torch.Generator().manual_seed(1234))
         was = G.training
         G.eval()
         refined = G(x)
         G.train(was)
-        pairs = torch.stack([x.view(4, 8, *x.shape[1:]), refined.view(4, 8, *x.shape[1:])], 1).flatten(0, 2)
-        save_grid(pairs, Path(plots_dir) / f"refined-step-{step:06d}.png", nrow=8)
+        save_columns({"synthetic": x, "refined": refined}, Path(plots_dir) / f"refined-step-{step:06d}.png")
