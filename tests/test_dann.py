@@ -105,6 +105,7 @@ def test_accuracy_is_logged_and_resume_is_bit_identical(tmp_path):
     rows = [json.loads(r) for r in (tmp_path / "a" / "plots" / "accuracy.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert all(0 <= r["target_accuracy"] <= 1 and 0 <= r["source_accuracy"] <= 1 for r in rows)
+    assert (tmp_path / "a" / "plots" / "predictions-step-000004.png").is_file()   # a column per predicted class
     ganforge.train("dann", out=tmp_path / "b", progress=False, stop_at=2, **SMALL, **TINY)
     ganforge.resume(tmp_path / "b", progress=False)
     a, b = (checkpoint.read(checkpoint.latest(tmp_path / r), with_state=False)[0] for r in "ab")

@@ -203,6 +203,7 @@ LOCAL_IMPORTS = {
     ("recipes/base.py", "viz"): "pictures are drawn at sample steps only",
     ("recipes/gan.py", "viz"): "pictures are drawn at sample steps only",
     ("recipes/simgan.py", "viz"): "pictures are drawn at sample steps only",
+    ("recipes/dann.py", "viz"): "pictures are drawn at sample steps only",
     ("recipes/text2image.py", "data.specs_text"): "the caption tokenizer, needed when text is encoded",
     ("cli.py", "zoo"): "the zoo's manifests (and download.py's torch) for `ganforge list` only: the parser is torch-free",
 }

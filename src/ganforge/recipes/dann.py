@@ -141,14 +141,18 @@ class DANN(ImageToImage):
         return z
 
     @torch.no_grad()
-    def accuracy(self, nets: Nets, images: Tensor, labels: Tensor) -> float:
+    def predict(self, nets: Nets, images: Tensor) -> Tensor:
+        """The class C(F(x)) gives each image (eval mode; the nets' modes are restored)."""
         F_, C = nets["F"], nets["C"]
         was = F_.training, C.training
         F_.eval(), C.eval()
         device = next(F_.parameters()).device
         pred = torch.cat([C(F_(images[i:i + 512].to(device))).argmax(1).cpu() for i in range(0, len(images), 512)])
         F_.train(was[0]), C.train(was[1])
-        return (pred == labels).double().mean().item()
+        return pred
+
+    def accuracy(self, nets: Nets, images: Tensor, labels: Tensor) -> float:
+        return (self.predict(nets, images) == labels).double().mean().item()
 
     def test_accuracy(self, nets: Nets) -> dict[str, float]:
         """Accuracy of C(F(.)) on the test splits of the target (`data`) and the source."""
@@ -160,10 +164,19 @@ class DANN(ImageToImage):
         return out
 
     def on_sample_step(self, nets: Nets, plots_dir, step: int) -> None:
-        """A readout, not a picture: appends this step's test accuracies to plots/accuracy.jsonl."""
+        """Appends this step's test accuracies to plots/accuracy.jsonl, and draws plots/predictions-step-N.png:
+        one labelled column per class, holding the first 8 target test images C(F(.)) puts in that class
+        (white where fewer), so a wrong column is visible at a glance."""
+        from ..viz import save_columns
         row = {"step": step, **{f"{k}_accuracy": round(v, 6) for k, v in self.test_accuracy(nets).items()},
                "adapt": self.cfg.adapt}
         path = Path(plots_dir) / "accuracy.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+        target, _ = self.data_split("test")
+        images = target.batch(torch.arange(min(len(target), 512)))["real"]
+        pred = self.predict(nets, images)
+        blank = torch.ones(8, *images.shape[1:])
+        columns = {str(k): torch.cat([images[pred == k][:8], blank])[:8] for k in range(self.source.info.num_classes)}
+        save_columns(columns, path.parent / f"predictions-step-{step:06d}.png")
