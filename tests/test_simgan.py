@@ -79,6 +79,25 @@ def test_refiner_loss_is_patch_adversarial_plus_lambda_l1():
     assert torch.allclose(b["loss"], b["adv"] + 2.0 * b["self_reg"]) and torch.equal(a["self_reg"], b["self_reg"])
 
 
+def test_adv_weight_scales_the_adversarial_term_and_zero_keeps_the_identity(tmp_path):
+    torch.manual_seed(0)
+    rec, data = recipe_for(adv_weight=0.5)
+    nets = rec.build()
+    nets["G"].net[-1].weight.data.normal_(0, 0.5)
+    torch.manual_seed(1)
+    a = rec.r_loss(nets, ctx_for(data))
+    assert torch.allclose(a["loss"], 0.5 * a["adv"] + rec.cfg.reg_weight * a["self_reg"])
+    # the ablation: without the adversarial term only self-regularization pulls on R, whose minimum is the
+    # identity it starts as, so training leaves R(x) = x exactly; with it, R moves
+    for w, moved in ((0.0, False), (1.0, True)):
+        ganforge.train("simgan", out=tmp_path / f"w{w}", progress=False, adv_weight=w, **SMALL, **TINY)
+        g = ganforge.load(tmp_path / f"w{w}")
+        x = g.recipe.sample_inputs(8, torch.Generator().manual_seed(0))
+        assert torch.equal(g.G(x), x) is not moved
+    with pytest.raises(GanforgeError, match="adv_weight"):
+        recipe_for(adv_weight=-1.0)
+
+
 def test_d_sees_history_only_when_enabled_and_refiner_steps_repeat():
     rec, data = recipe_for(history=0)
     nets = rec.build()

@@ -44,6 +44,8 @@ class SimGANConfig(RecipeConfig):
     d_width: int = 32
     reg_weight: float = 0.1       # lambda: self-regularization weight (mean |R(x) - x| per pixel; 0.1 beat 0.5
                                   # in benchmarks/beyond.py simgan)
+    adv_weight: float = 1.0       # weight of the adversarial term in L_R; 0 = the ablation without it (R then
+                                  # stays the identity it starts as: only self-regularization pulls on it)
     history: int = 512            # history buffer size in images; 0 = D sees only the current R
     refiner_steps: int = 2        # K_g: refiner updates per D update (Algorithm 1)
     batch_size: int = 64
@@ -56,8 +58,8 @@ class SimGANConfig(RecipeConfig):
         for key in ("blocks", "width", "d_width", "refiner_steps"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
-        if self.reg_weight < 0 or self.history < 0:
-            raise GanforgeError("config keys 'reg_weight' and 'history' must be >= 0")
+        if self.reg_weight < 0 or self.history < 0 or self.adv_weight < 0:
+            raise GanforgeError("config keys 'reg_weight', 'adv_weight' and 'history' must be >= 0")
 
 
 class HistoryBuffer:
@@ -206,7 +208,8 @@ class SimGAN(ImageToImage):
         refined = nets["G"](synthetic)
         adv = L.g_loss(self.cfg.loss, fake_logits=nets["D"](refined), score_real=lambda: nets["D"](ctx.real))
         reg = L.l1(fake=refined, target=synthetic)
-        return {"loss": adv + self.cfg.reg_weight * reg, "adv": adv.detach(), "self_reg": reg.detach()}
+        return {"loss": self.cfg.adv_weight * adv + self.cfg.reg_weight * reg, "adv": adv.detach(),
+                "self_reg": reg.detach()}
 
     def state_dict(self) -> dict:
         return {"history": self.history.state_dict()}
