@@ -63,6 +63,10 @@ def test_refiner_starts_as_identity_and_discriminator_scores_patches():
     assert torch.equal(Refiner(1, 8, 2)(x), x)   # R(x) = x before training: no pretraining phase needed
     assert LocalDiscriminator(1, 8, 4)(x).shape == (3, 4, 4)
     assert LocalDiscriminator(3, 32, 4)(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 4)
+    assert LocalDiscriminator(1, 8, 4, patches=2)(x).shape == (3, 2, 2)
+    assert LocalDiscriminator(1, 8, 4, patches=1)(x).shape == (3, 1, 1)      # one logit: a global D
+    rec, _ = recipe_for(d_patches=2)
+    assert rec.build()["D"](x).shape == (3, 2, 2)
 
 
 def test_refiner_loss_is_patch_adversarial_plus_lambda_l1():

@@ -42,6 +42,7 @@ class SimGANConfig(RecipeConfig):
     blocks: int = 4               # ResNet blocks of the refiner (the paper's eye-gaze refiner: 4)
     width: int = 32               # refiner channels (the paper: 64; 8x8 digits need fewer)
     d_width: int = 32
+    d_patches: int = 4            # D's output map is d_patches x d_patches local logits (§2.2; 1 = global D)
     reg_weight: float = 0.1       # lambda: self-regularization weight (mean |R(x) - x| per pixel; 0.1 beat 0.5
                                   # in benchmarks/beyond.py simgan)
     adv_weight: float = 1.0       # weight of the adversarial term in L_R; 0 = the ablation without it (R then
@@ -55,7 +56,7 @@ class SimGANConfig(RecipeConfig):
     def check(self) -> None:
         super().check()
         L.adversarial(self.loss)
-        for key in ("blocks", "width", "d_width", "refiner_steps"):
+        for key in ("blocks", "width", "d_width", "d_patches", "refiner_steps"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"config key {key!r} must be >= 1; got {getattr(self, key)}")
         if self.reg_weight < 0 or self.history < 0 or self.adv_weight < 0:
@@ -139,13 +140,14 @@ class Refiner(nn.Module):
 
 
 class LocalDiscriminator(nn.Module):
-    """Image -> N x 4 x 4 patch logits: conv3x3, stride-2 convs down to 4x4, 1x1 head (§2.2 local loss)."""
+    """Image -> N x p x p patch logits: conv3x3, stride-2 convs down to p x p (`patches`, default 4), 1x1 head
+    (§2.2 local loss). Fewer patches see more of the image each (p = 1: one logit for the whole image)."""
 
-    def __init__(self, channels: int, resolution: int, width: int = 64):
+    def __init__(self, channels: int, resolution: int, width: int = 64, patches: int = 4):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(0.2, True)]
         c, size = width, resolution
-        while size > 4:
+        while size > patches:
             layers += [nn.Conv2d(c, min(2 * c, 256), 3, 2, 1), nn.LeakyReLU(0.2, True)]
             c, size = min(2 * c, 256), (size + 1) // 2
         self.body = nn.Sequential(*layers, nn.Conv2d(c, 1, 1))
@@ -180,7 +182,7 @@ class SimGAN(ImageToImage):
             raise GanforgeError(f"simgan refines images; {self.info.spec!r} holds {self.info.kind}")
         ch, res, _ = self.info.shape
         c = self.cfg
-        return nn.ModuleDict({"G": Refiner(ch, c.width, c.blocks), "D": LocalDiscriminator(ch, res, c.d_width)})
+        return nn.ModuleDict({"G": Refiner(ch, c.width, c.blocks), "D": LocalDiscriminator(ch, res, c.d_width, c.d_patches)})
 
     # a refiner's sample inputs are synthetic images; generate = refine them
     def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> Tensor:
