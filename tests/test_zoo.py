@@ -71,9 +71,11 @@ def test_list_shows_the_zoo(capsys):
     assert "bundled" in out
 
 
-def test_eval_reads_a_zoo_model():
-    r = ganforge.evaluate("zoo:cgan-digits", metrics="fid", features="digits", num=200, out=False, reference=False)
+def test_eval_reads_a_zoo_model_and_writes_into_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = ganforge.evaluate("zoo:cgan-digits", metrics="fid", features="digits", num=200, reference=False)
     assert r["source"]["kind"] == "zoo" and r["metrics"]["fid"] > 0
+    assert [p.parent for p in tmp_path.rglob("eval-*.json")] == [tmp_path / "zoo-cgan-digits"]
 
 
 # -- a damaged install and the downloads --------------------------------------------------------------------

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import runs
+
 ORDER = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "acc", "modes", "kl",
          "high_quality", "reverse_kl")
 LABELS = {"fid": "FID", "kid": "KID", "is": "IS", "acc": "class accuracy", "kl": "modes KL (nats)",
@@ -78,14 +80,16 @@ def format_table(result: dict) -> str:
 
 
 def write_result(result: dict, source, out) -> Path:
-    """eval-<timestamp>.json in a run or export folder (the run's folder for a checkpoint), FOLDER-eval-<timestamp>.json
-    beside a folder of images, or `out`; written atomically."""
+    """eval-<timestamp>.json in a run or export folder (the run's folder for a checkpoint; ./zoo-NAME for a zoo
+    model), FOLDER-eval-<timestamp>.json beside a folder of images, or `out`; written atomically."""
     if out:
         path = Path(out)
     else:
         base, prefix = Path(source), ""
         if result["source"].get("kind") == "checkpoint":
             base = base.parent.parent
+        if result["source"].get("kind") == "zoo":      # its folder is the installed package's: ./zoo-NAME
+            base = runs.samples_dir(source).parent
         if result["source"].get("kind") == "folder":
             # beside the folder, never inside it: a JSON in an image folder is read by the next evaluation of
             # that folder (or by the training data reader) as one more file
