@@ -4,6 +4,7 @@ import http.server
 import json
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +173,13 @@ def test_a_tampered_cached_download_is_refused(private_zoo, server):
     (zoo.cached("big-cgan") / "config.json").write_text("{}")
     with pytest.raises(GanforgeError, match="delete .* and fetch it again"):
         ganforge.load("zoo:big-cgan")
+
+
+def test_every_default_output_of_a_zoo_model_lands_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    walk = ganforge.interpolate("zoo:dcgan-digits", n=2, points=2, frames=2)
+    digit = ganforge.sample("zoo:dcgan-digits", 1, tmp_path / "one.png")
+    inverted = ganforge.invert("zoo:dcgan-digits", [digit], steps=2, restarts=1)
+    assert walk.resolve().parent == tmp_path / "zoo-dcgan-digits" / "samples"
+    assert Path(inverted["files"][0]["inverted"]).resolve().parent == tmp_path / "zoo-dcgan-digits" / "inverted"
+    assert not list(zoo.HERE.rglob("*.png")) and not list(zoo.HERE.rglob("*.gif"))

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..runs import load
+from ..runs import load, samples_dir
 from ..data.images import _open, set_channels
 from ..errors import GanforgeError
 from ..models.perceptual import build_feature_net
@@ -138,7 +138,7 @@ def invert(run, images, out=None, *, steps: int = 300, lr: float = 0.05, restart
         raise GanforgeError("--interpolate needs two images: ganforge invert RUN A.png B.png --interpolate")
     if frames < 2:
         raise GanforgeError(f"--frames must be >= 2; got {frames}")
-    out = out_dir(out if out else Path(run) / "inverted")   # before the optimization runs
+    out = out_dir(out if out else samples_dir(run).parent / "inverted")   # before the optimization runs
     g = load(run)
     x = read_images(images, g.info.shape)
     labels = _labels(g, label, x.shape[0])
