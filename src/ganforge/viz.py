@@ -10,11 +10,24 @@ import torch
 from .data.tabular import write_csv
 
 
+class _Figures:
+    """pyplot's subplots() and close() for figures that are only written to files, built on
+    matplotlib.figure.Figure: no pyplot, so drawing never switches the process's backend (a notebook keeps its
+    inline plots, a script its windows) nor adds to pyplot's figure list, and needs no display."""
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, figsize=None, **kw):
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kw)
+
+    @staticmethod
+    def close(fig) -> None:     # nothing holds a Figure made here: it is freed with its last reference
+        pass
+
+
 def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+    return _Figures
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
