@@ -205,6 +205,7 @@ LOCAL_IMPORTS = {
     ("recipes/simgan.py", "viz"): "pictures are drawn at sample steps only",
     ("recipes/dann.py", "viz"): "pictures are drawn at sample steps only",
     ("recipes/text2image.py", "data.specs_text"): "the caption tokenizer, needed when text is encoded",
+    ("commands/serve/__init__.py", "app"): "the serve extra (starlette) is imported once it is checked to be installed",
     ("cli.py", "zoo"): "the zoo's manifests (and download.py's torch) for `ganforge list` only: the parser is torch-free",
 }
 

@@ -31,7 +31,8 @@ def test_import_ganforge_loads_no_torch_and_no_recipe():
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["--version"], ["sample", "--help"],
-                                  ["train", "--steps", "many"], ["export", "RUN"], ["interpolate"]])
+                                  ["train", "--steps", "many"], ["export", "RUN"], ["interpolate"],
+                                  ["serve", "--help"], ["serve"]])
 def test_help_and_argument_errors_import_no_torch(argv):
     got = loaded_after(f"""
         from ganforge.cli import main

@@ -17,7 +17,7 @@ _API = {
     "RECIPES": "registry", "DATASETS": "registry",
     "sample": "commands.sample", "export": "commands.export", "interpolate": "commands.interpolate",
     "style_mix": "commands.style_mix", "translate": "commands.translate", "upscale": "commands.upscale",
-    "invert": "commands.invert",
+    "invert": "commands.invert", "serve": "commands.serve",
 }
 
 __all__ = ["GanforgeError", "__version__", *_API]

@@ -104,7 +104,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _commands(sub) -> None:
-    """The parsers of commands/export, interpolate, style_mix, translate, upscale and invert."""
+    """The parsers of commands/export, interpolate, style_mix, translate, upscale, serve and invert."""
     e = _command(sub, "export", "write a self-contained generator folder (and optionally ONNX)")
     e.add_argument("run", help="run directory or checkpoint folder")
     e.add_argument("--out", required=True, metavar="DIR")
@@ -150,6 +150,13 @@ def _commands(sub) -> None:
     t.add_argument("--resize", action="store_true",
                    help="squash inputs to the size the model was trained at (default: keep each input's size)")
     t.add_argument("--seed", type=int, default=0, help="seed of pix2pix's dropout noise")
+
+    w = _command(sub, "serve", "a local web page to play with trained models (needs: pip install 'ganforge[serve]')",
+                 DEFAULTS)
+    w.add_argument("models", nargs="+", metavar="RUN_OR_MODEL",
+                   help="run directories (or checkpoint / export folders, or zoo:NAME); the page picks among them")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    w.add_argument("--port", type=int, default=7860, help="port to listen on (0: any free port, printed)")
 
     v = _command(sub, "invert", "project real images into a run's latent space (Zhu 2016)", DEFAULTS)
     v.add_argument("run", help="a run directory (or checkpoint / export folder, or zoo:NAME)")
