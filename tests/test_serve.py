@@ -12,6 +12,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,6 +172,7 @@ def test_every_kind_of_model_gets_its_panels_or_a_message(url):
     assert not d["dcgan"]["truncation"] and d["dcgan"]["spaces"] == ["z"]
     assert d["text2image"]["caption"] and d["cyclegan"]["directions"] == ["AtoB", "BtoA"]
     assert "CSV" in d["table"]["message"]
+    assert d["dcgan"]["counts"][0] == 16 and d["ring"]["counts"][0] == 2000 and d["table"]["counts"][0] == 20
 
 
 def test_a_seed_draws_its_own_images(url):
@@ -201,11 +203,13 @@ def test_truncation_and_caption_change_the_draw(url):
 
 
 def test_points_are_a_scatter_and_tables_csv_rows(url):
-    status, kind, body = get(url, "ring", "sample", n=64)
+    status, kind, body = get(url, "ring", "sample")
     assert status == 200 and kind == "image/png" and png(body).shape[1] > 300
+    assert get(url, "ring", "sample", n=500)[2] != body                  # 2,000 points unless n says
     status, kind, body = get(url, "table", "sample", n=5, seed=0)
     lines = body.decode().strip().splitlines()
     assert status == 200 and kind.startswith("text/csv") and lines[0] == "height,weight,colour" and len(lines) == 6
+    assert len(get(url, "table", "sample")[2].decode().strip().splitlines()) == 1 + 20
     assert all(row.split(",")[2] in ("red", "blue") for row in lines[1:])
     assert "nothing to draw" in error(get(url, "dann", "sample"))
     refined = get(url, "simgan", "sample", n=4, seed=0)
@@ -279,6 +283,7 @@ def test_requests_name_models_by_index_and_known_parameters_only(url):
     assert "unknown parameter 'path'" in error(get(url, "dcgan", "sample", path="/etc/passwd"))
     assert "seed must be an integer" in error(get(url, "dcgan", "sample", seed="x"))
     assert "n must be in 1..64" in error(get(url, "dcgan", "sample", n=10000))
+    assert "n must be in 1..5000" in error(get(url, "ring", "sample", n=10000))
 
 
 def test_the_page_is_self_contained_and_loopback_only(url, models):
@@ -375,15 +380,18 @@ def served(runs):
     order = ["cgan", "stylegan", "pix2pix"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "ganforge", "serve", *(runs[k] for k in order), "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT as a terminal delivers it (a shell's background job would inherit it ignored)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stdout.readline()
     match = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
     try:
         assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
-        yield match.group(1), order
+        yield match.group(1), order, proc
     finally:
-        proc.terminate()
-        proc.wait(10)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -424,7 +432,7 @@ def _set(driver, element_id, value):
 
 
 def test_the_page_in_a_browser(served, browser, tmp_path):
-    base, order = served
+    base, order, _ = served
     from selenium.webdriver.common.by import By
     browser.get(base + "/")
     assert browser.title == "ganforge serve"
@@ -469,3 +477,11 @@ def test_the_page_in_a_browser(served, browser, tmp_path):
     message = _wait(browser, "const p = document.querySelector('#panel-translate .panel-error');"
                              "return !p.hidden && p.textContent;")
     assert "not an image" in message
+
+
+def test_ctrl_c_stops_the_server_without_a_traceback(served):
+    base, _, proc = served
+    assert fetch(base, "/api/models")[0] == 200
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and out.strip().endswith("stopped") and "Traceback" not in err, (out, err)

@@ -64,8 +64,11 @@ def serve(models, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:     # Ctrl-C: uvicorn has shut down and raises it again once done
+        pass
     finally:
         sock.close()
+    print("stopped", flush=True)
 
 
 def run(args) -> int:

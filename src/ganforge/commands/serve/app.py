@@ -108,7 +108,7 @@ def create_app(models: list[Model], host: str = "127.0.0.1") -> Starlette:
 
     async def sample(request: Request) -> Response:
         m, q = model(request), query(request, "sample")
-        data, media = await draw(m.sample, q.get("n", 16), q.get("seed", 0), q.get("label"), q.get("text"),
+        data, media = await draw(m.sample, q.get("n"), q.get("seed", 0), q.get("label"), q.get("text"),
                                  q.get("truncation"))
         return Response(data, media_type=media)
 

@@ -30,8 +30,9 @@ from ...viz import save_grid
 MAX_UPLOAD_BYTES = 4 * 2 ** 20          # an upload larger than this is refused before it is read whole
 MAX_SIDE = {"translate": 1024, "upscale": 256}   # pixels per side (upscale: the output is `scale` times larger)
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
-LIMITS = {"n": (1, 64), "seed": (0, 2 ** 31 - 1), "frames": (2, 24), "walks": (1, 8), "rows": (1, 6),
-          "cols": (1, 8)}
+LIMITS = {"seed": (0, 2 ** 31 - 1), "frames": (2, 24), "walks": (1, 8), "rows": (1, 6), "cols": (1, 8)}
+# how many samples the page offers per kind (the default first); the largest is the most a request may ask for
+COUNTS = {"image": (16, 1, 4, 64), "points": (2000, 500, 5000), "table": (20, 100, 1000)}
 DEFAULT_CAPTION = "a red circle"
 
 
@@ -141,6 +142,7 @@ class Model:
         return {
             "index": self.index, "name": display_name(self.ref), "recipe": r.name, "kind": info.kind,
             "data": info.spec, "shape": list(info.shape), "step": self.g.step, "panels": self.panels(),
+            "counts": list(self.counts()),
             "message": self.message(),
             "classes": (info.class_names or [str(k) for k in range(info.num_classes)]) if labels else [],
             "caption": DEFAULT_CAPTION if isinstance(r, TextConditional) else None,
@@ -158,11 +160,15 @@ class Model:
             raise BadRequest(f"{display_name(self.ref)} has no {panel} panel ({what})")
 
     # -- the panels --------------------------------------------------------------------------------------------
-    def sample(self, n: int, seed: int, label: int | None = None, text: str | None = None,
+    def counts(self) -> tuple[int, ...]:
+        return COUNTS[self.info.kind]
+
+    def sample(self, n: int | None, seed: int, label: int | None = None, text: str | None = None,
                truncation: float | None = None) -> tuple[bytes, str]:
         """(bytes, media type) of what `ganforge sample` writes: an image grid or a scatter PNG, or CSV rows."""
         self._need("sample")
-        check_range("n", n, *LIMITS["n"]), check_range("seed", seed, *LIMITS["seed"])
+        n = self.counts()[0] if n is None else check_range("n", n, 1, max(self.counts()))
+        check_range("seed", seed, *LIMITS["seed"])
         if isinstance(self.recipe, TextConditional) and not (text or "").strip():
             raise BadRequest("this text-to-image model draws from a caption: type one")
         if truncation is not None:

@@ -24,11 +24,19 @@ async function load(imgId, url, body) {
   const img = $(imgId), section = img.closest("section");
   img.dataset.state = "loading";
   img.dataset.request = url;
-  const response = await fetch(url, body ? {method: "POST", body: body} : {});
+  let response;
+  try {
+    response = await fetch(url, body ? {method: "POST", body: body} : {});
+  } catch (e) {
+    panelError(section, "the server did not answer (is `ganforge serve` still running?)");
+    img.dataset.state = "error";
+    return null;
+  }
   if (img.dataset.request !== url) return null;     // a newer request replaced this one
   if (!response.ok) {
     panelError(section, await errorText(response));
     img.dataset.state = "error";
+    show(img, false);                               // not the previous answer beside a new input
     return null;
   }
   panelError(section, "");
@@ -133,7 +141,8 @@ function choose(index) {
     panelError(section, "");
   }
   show($("sample-table"), false);
-  show($("n-box"), true);
+  const counts = [...m.counts].sort((a, b) => a - b);
+  $("n").replaceChildren(...counts.map((c) => new Option(c, c, c === m.counts[0], c === m.counts[0])));
   const label = $("label");
   label.replaceChildren(new Option("all (cycling)", ""), ...m.classes.map((c, i) => new Option(c, i)));
   show($("label-box"), m.classes.length > 0);
