@@ -155,7 +155,8 @@ def _commands(sub) -> None:
                  DEFAULTS)
     w.add_argument("models", nargs="+", metavar="RUN_OR_MODEL",
                    help="run directories (or checkpoint / export folders, or zoo:NAME); the page picks among them")
-    w.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    w.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (the default: this machine only; 0.0.0.0: every network)")
     w.add_argument("--port", type=int, default=7860, help="port to listen on (0: any free port, printed)")
 
     v = _command(sub, "invert", "project real images into a run's latent space (Zhu 2016)", DEFAULTS)
