@@ -95,10 +95,10 @@ MODELS = {
     "cgan-digits": ("cgan --preset digits", "conditional GAN on the digits: pick the digit", label_accuracy),
     "r3gan-digits": ("r3gan", "R3GAN (RpGAN + R1 + R2, norm-free ResNet) on the digits at 16 px", fid("digits")),
     "srgan-x4": ("srgan --preset sr4", "SRGAN x4 on photographs (upload-and-upscale)", sr_gain),
-    "stylegan-shapes": ("stylegan --preset shapes", "StyleGAN on coloured shapes at 32 px (style mixing)",
-                        fid("shapes")),
-    "progan-shapes": ("progan --preset shapes", "progressive GAN on coloured shapes, grown 4 -> 32 px",
-                      fid("shapes")),
+    "stylegan-digits": ("stylegan --preset digits steps=1500", "StyleGAN on the digits at 32 px (style mixing, W walks)",
+                        fid("digits")),
+    "progan-digits": ("progan --preset digits steps=1500 images_per_phase=6000",
+                      "progressive GAN on the digits, grown 4 -> 32 px", fid("digits")),
 }
 
 
