@@ -7,10 +7,10 @@
 #   map $z$ to an intermediate latent $w$ and let $w$ set the *style* of every layer; style mixing and the
 #   truncation trick follow from it.
 #
-# The data is ganforge's `shapes`: procedurally drawn coloured circles, squares and triangles on coloured
-# backgrounds. Growing is shown on a short run trained here; the finished models come from the zoo
-# (`zoo:progan-shapes`, `zoo:stylegan-shapes`: `ganforge train progan --preset shapes` and `ganforge train
-# stylegan --preset shapes`, tens of minutes each on a CPU). About two minutes on a laptop CPU; everything it
+# The data is scikit-learn's handwritten digits, upsampled to 32x32 (`--preset digits` of both recipes).
+# Growing is shown on a short run trained here; the finished models come from the zoo (`zoo:progan-digits`,
+# `zoo:stylegan-digits`: `ganforge train progan --preset digits` and `ganforge train stylegan --preset digits`
+# for 1,500 steps, several minutes each on a CPU). About two minutes on a laptop CPU; everything it
 # writes goes under `runs/04/`.
 
 # %%
@@ -63,12 +63,12 @@ def zoo_or_short(name, recipe, **short):
 # the samples of each phase's last step show the resolution growing.
 
 # %%
-grow = ganforge.train("progan", preset="shapes", out=RUNS / "progan-grow", resolution=16, images_per_phase=1600,
+grow = ganforge.train("progan", preset="digits", out=RUNS / "progan-grow", resolution=16, images_per_phase=1600,
                       steps=300, sample_every=50)
 phases = {50: "4 px", 100: "fading in 8 px", 150: "8 px", 200: "fading in 16 px", 250: "16 px", 300: "16 px"}
 fig, axes = plt.subplots(1, 6, figsize=(18, 3.4))
 for ax, (step, what) in zip(axes, phases.items()):
-    ax.imshow(plt.imread(RUNS / "progan-grow" / "samples" / f"step-{step:06d}.png"))
+    ax.imshow(plt.imread(RUNS / "progan-grow" / "samples" / f"step-{step:06d}.png"), cmap="gray")
     ax.set_title(f"step {step}: {what}")
     ax.axis("off")
 plt.show()
@@ -78,8 +78,8 @@ plt.show()
 # resolution it had reached. The finished model (4 -> 32 px):
 
 # %%
-PG, progan_source = zoo_or_short("progan-shapes", "progan", data="shapes", resolution=16, images_per_phase=3200,
-                                 steps=600, sample_every=600)
+PG, progan_source = zoo_or_short("progan-digits", "progan", preset="digits", resolution=16,
+                                 images_per_phase=3200, steps=600, sample_every=600)
 show(PG.save(PG.sample(64, seed=0), RUNS / "progan.png"), width=360)
 
 # %% [markdown]
@@ -95,8 +95,8 @@ show(PG.save(PG.sample(64, seed=0), RUNS / "progan.png"), width=360)
 # can *unwarp* the factors of variation (§4: $\mathcal{W}$ is more disentangled than $\mathcal{Z}$).
 
 # %%
-SG, stylegan_source = zoo_or_short("stylegan-shapes", "stylegan", data="shapes", resolution=16, batch_size=16,
-                                   steps=300, sample_every=300)
+SG, stylegan_source = zoo_or_short("stylegan-digits", "stylegan", preset="digits", resolution=16,
+                                   batch_size=16, steps=300, sample_every=300)
 print(SG.G.mapping_network)
 print(f"{SG.G.num_ws} styles (2 per resolution), w_dim {SG.G.w_avg.shape[-1]}")
 show(SG.save(SG.sample(32, seed=0), RUNS / "stylegan.png"), width=360)
@@ -105,8 +105,8 @@ show(SG.save(SG.sample(32, seed=0), RUNS / "stylegan.png"), width=360)
 # ### Style mixing (§3.1)
 #
 # Draw two latents, $w_A$ and $w_B$, and feed $w_A$ to some layers and $w_B$ to the others. Styles at the
-# **coarse** resolutions (4-8 px) carry the layout (shape, position, size); the **middle** and **fine** ones
-# carry colour and texture. In the figure, sources A are down the left, sources B along the top, and each cell
+# **coarse** resolutions (4-8 px) carry the layout (which digit, its pose and size); the **middle** and **fine**
+# ones carry stroke thickness and texture. In the figure, sources A are down the left, sources B along the top, and each cell
 # is A with one band of styles taken from B (one block of rows per band). Training mixes two latents in 90% of
 # the minibatches (`style_mixing_prob`), so that neighbouring styles do not rely on each other.
 
@@ -147,5 +147,7 @@ show(ganforge.interpolate(stylegan_source, RUNS / "walk-w.gif", space="w", n=8, 
 # - `ganforge.train("stylegan", preset="stylegan2-shapes", out=...)`: StyleGAN2's modulated convolutions
 #   (weight demodulation, eq. 1-3 of arXiv:1912.04958) and path length regularisation.
 # - `ganforge.style_mix(RUN, "mix.png", bands="coarse", truncation=1.0)`: one band, no truncation.
-# - From a terminal: `ganforge train progan --preset shapes`, then `ganforge sample RUN`; `ganforge style-mix
-#   zoo:stylegan-shapes --out mix.png`.
+# - The coloured shapes (`preset="shapes"`): harder; docs/stylegan.md and docs/progan.md say how far a CPU
+#   budget gets.
+# - From a terminal: `ganforge train progan --preset digits`, then `ganforge sample RUN`; `ganforge style-mix
+#   zoo:stylegan-digits --out mix.png`.
