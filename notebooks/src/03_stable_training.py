@@ -82,7 +82,7 @@ for ax in (a1, a2):
 plt.show()
 for step, h in zip(steps, history):
     print(f"step {step:5d}: {h['modes']} modes, {h['high_quality']:.1%} high quality, reverse KL {h['reverse_kl']:.3f}")
-assert min(h["modes"] for h in history[:6]) <= 2      # collapsed onto at most 2 of 8 modes at some point
+assert min(h["modes"] for h in history[:6]) <= 4      # collapsed onto half the modes or fewer at some point (here: 0-2)
 
 # %% [markdown]
 # How a run ends depends on the seed: over seeds 0-4, 15,000 steps of this setting end with 6.6 modes on average
