@@ -110,3 +110,14 @@ def test_deep_grey_files_read_the_same_in_translate_and_eval_as_in_folder_data(t
 def test_label_smoothing_is_refused_where_a_family_ignores_it(recipe):
     with pytest.raises(GanforgeError, match=f"label_smoothing is applied by .*; {recipe} does not use it"):
         ganforge.train(recipe, progress=False, label_smoothing=0.1, **RECIPES[recipe].smoke)
+
+
+def test_point_scatters_draw_at_least_2000_points_and_image_grids_num_samples(tmp_path):
+    from ganforge.api import load_data, make_config
+    from ganforge.training.trainer import Trainer
+    from ganforge.viz import SCATTER_POINTS
+    for recipe, data, want in (("gan", "toy:ring", SCATTER_POINTS), ("dcgan", "digits", 8)):
+        cls, cfg = make_config(recipe, overrides={"data": data, "num_samples": 8, "steps": 1})
+        d, info = load_data(cfg)
+        t = Trainer(cls(cfg, info), d, tmp_path / recipe, progress=False)
+        assert t.fixed_z.shape[0] == want

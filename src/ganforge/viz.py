@@ -9,6 +9,8 @@ import torch
 
 from .data.tabular import write_csv
 
+SCATTER_POINTS = 2000      # points a scatter draws at least (training-time and `ganforge sample`): modes show
+
 
 class _Figures:
     """pyplot's subplots() and close() for figures that are only written to files, built on

@@ -10,10 +10,11 @@ from ..errors import GanforgeError
 from ..recipes.base import TextConditional
 from ..runs import load, samples_dir
 from ..training.callbacks import sample_suffix
+from ..viz import SCATTER_POINTS
 from . import out_file
 
-DEFAULT_NUM = {"image": 64, "points": 2000}     # table rows: 1,000
-REAL_POINTS = 2000                              # real points under the scatter: as many as training shows
+DEFAULT_NUM = {"image": 64, "points": SCATTER_POINTS}     # table rows: 1,000
+REAL_POINTS = SCATTER_POINTS                              # real points under the scatter: as many as training shows
 
 
 def default_name(step: int | None, seed: int, truncation: float | None, label: int | None, text: bool,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
+from .. import __version__, viz
 from ..recipes.base import Recipe, StepContext
 from . import checkpoint, distributed, hardware, optim
 from .callbacks import (EvalEvery, Meter, Progress, RunLog, SigtermAsInterrupt, check_finite, diverged, finish,
@@ -63,8 +63,9 @@ class Trainer:
             torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
         self.step, self.images, self.resume_differs = 0, 0, []
         g = torch.Generator().manual_seed(cfg.seed + 1)   # fixed noise: its own generator, never the global RNG
-        self.fixed_z = recipe.sample_inputs(cfg.num_samples, generator=g).to(self.device)
-        labels = recipe.sample_labels(cfg.num_samples)
+        n = max(cfg.num_samples, viz.SCATTER_POINTS) if recipe.info.kind == "points" else cfg.num_samples
+        self.fixed_z = recipe.sample_inputs(n, generator=g).to(self.device)
+        labels = recipe.sample_labels(n)
         self.fixed_labels = labels.to(self.device) if labels is not None else None
         self.gate = distributed.Gate(self.dist)   # rank 0 writes the run files first (torchrun)
 
