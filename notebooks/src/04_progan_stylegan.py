@@ -9,8 +9,8 @@
 #
 # The data is scikit-learn's handwritten digits, upsampled to 32x32 (`--preset digits` of both recipes).
 # Growing is shown on a short run trained here; the finished models come from the zoo (`zoo:progan-digits`,
-# `zoo:stylegan-digits`: `ganforge train progan --preset digits` and `ganforge train stylegan --preset digits`
-# for 1,500 steps, several minutes each on a CPU). About two minutes on a laptop CPU; everything it
+# `zoo:stylegan-digits`: `ganforge train progan --preset digits steps=1500 images_per_phase=6000` and
+# `ganforge train stylegan --preset digits steps=1500`, several minutes each on a CPU). About two minutes on a laptop CPU; everything it
 # writes goes under `runs/04/`.
 
 # %%
