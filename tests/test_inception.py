@@ -3,10 +3,7 @@
 No real weights are used: files with the same layout and random values are written by the tests, and
 downloads come from a local http.server on 127.0.0.1.
 """
-import functools
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
@@ -211,33 +208,13 @@ def test_cache_dir_defaults_to_ganforge_cache_env(weights_files, tmp_path, monke
 
 
 @pytest.fixture
-def server(weights_files, tmp_path, monkeypatch):
+def server(weights_files, local_server):
     """Serve the weights folder plus a small fake file from 127.0.0.1; record each requested path."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    base, served, requests = local_server
     folder, _ = weights_files
-    (tmp_path / "serve").mkdir()
-    (tmp_path / "serve" / "small-00000000.pth").write_bytes(b"small fake weights" * 100)
-    (tmp_path / "serve" / NAME).symlink_to(folder / NAME)
-    requests = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            functools.partial(Handler, directory=str(tmp_path / "serve")))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", requests
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    (served / "small-00000000.pth").write_bytes(b"small fake weights" * 100)
+    (served / NAME).symlink_to(folder / NAME)
+    return base, requests
 
 
 def test_download_into_cache_then_reuse(server, weights_files, tmp_path):

@@ -1,9 +1,6 @@
 """The model zoo: bundled models load by name and are what the manifest says; downloads only when asked."""
-import functools
-import http.server
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -103,30 +100,8 @@ def test_a_changed_weights_file_is_refused(private_zoo):
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    """An HTTP server on 127.0.0.1 serving tmp_path/serve; records each requested path."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    (tmp_path / "serve").mkdir()
-    requests = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            functools.partial(Handler, directory=str(tmp_path / "serve")))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", tmp_path / "serve", requests
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+def server(local_server):
+    return local_server           # (base URL, the served folder, requested paths): conftest.py
 
 
 def _offer(private_zoo, base, served, sha_of=None) -> None:
