@@ -1,10 +1,7 @@
 import gzip
 import hashlib
-import http.server
 import pickle
 import struct
-import threading
-from functools import partial
 
 import numpy as np
 import pytest
@@ -184,15 +181,10 @@ def test_cifar10_pickles_and_safe_unpickling(tmp_path):
 
 
 @pytest.fixture
-def http_dir(tmp_path):
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+def http_dir(local_server):
+    """(the folder tmp_path/serve, its base URL) served on 127.0.0.1 (conftest.local_server)."""
+    base, served, _ = local_server
+    return served, base + "/"
 
 
 def test_mnist_download_from_a_local_mirror(tmp_path, http_dir, monkeypatch):

@@ -1,10 +1,7 @@
 """Perceptual feature nets: torchvision VGG19 key layout, weight loading (path, cache, local download),
 and the seeded random-feature stand-in."""
-import functools
 import hashlib
-import http.server
 import json
-import threading
 
 import pytest
 import torch
@@ -122,23 +119,10 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch, weights_file):
 
 
 @pytest.fixture
-def http_dir(tmp_path, monkeypatch):
-    """A local HTTP server on 127.0.0.1 serving tmp_path/served; yields (folder, base URL)."""
-    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    served = tmp_path / "served"
-    served.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def http_dir(local_server):
+    """(the folder tmp_path/serve, its base URL) served on 127.0.0.1 (conftest.local_server)."""
+    base, served, _ = local_server
+    return served, base
 
 
 def test_download_from_local_server(http_dir, tmp_path, weights_file):
