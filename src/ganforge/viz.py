@@ -12,24 +12,13 @@ from .data.tabular import write_csv
 SCATTER_POINTS = 2000      # points a scatter draws at least (training-time and `ganforge sample`): modes show
 
 
-class _Figures:
-    """pyplot's subplots() and close() for figures that are only written to files, built on
-    matplotlib.figure.Figure: no pyplot, so drawing never switches the process's backend (a notebook keeps its
-    inline plots, a script its windows) nor adds to pyplot's figure list, and needs no display."""
-
-    @staticmethod
-    def subplots(nrows: int = 1, ncols: int = 1, figsize=None, **kw):
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=figsize)
-        return fig, fig.subplots(nrows, ncols, **kw)
-
-    @staticmethod
-    def close(fig) -> None:     # nothing holds a Figure made here: it is freed with its last reference
-        pass
-
-
-def _plt():
-    return _Figures
+def _figure(nrows: int = 1, ncols: int = 1, figsize=None, **kw):
+    """(figure, axes) like pyplot.subplots, on matplotlib.figure.Figure: no pyplot, so drawing never switches
+    the process's backend (a notebook keeps its inline plots, a script its windows) nor adds to pyplot's figure
+    list, and needs no display. Nothing else holds the figure: it is freed with its last reference."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -95,8 +84,7 @@ def save_columns(columns: dict[str, torch.Tensor], path, rows: int = 8, upscale:
 
 def save_points(points: torch.Tensor, path, real: torch.Tensor | None = None, title: str = "") -> Path:
     """2-D: scatter of generated over real points; 1-D: histograms."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure(figsize=(5, 5))
     p = points.detach().float().cpu().numpy()
     r = real.detach().float().cpu().numpy() if real is not None else None
     if p.shape[1] == 1:
@@ -113,7 +101,6 @@ def save_points(points: torch.Tensor, path, real: torch.Tensor | None = None, ti
     ax.set_title(title)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
 
 
@@ -140,12 +127,11 @@ def _panels(history: list[dict]) -> list[tuple[str, list[str]]]:
 
 def losses_figure(history: list[dict]):
     """The figure save_losses writes, one panel per kind of value over a shared step axis (None: nothing
-    logged); the caller closes it."""
+    logged)."""
     panels = _panels(history)
     if not panels:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1 + 3 * len(panels)), sharex=True, squeeze=False)
+    fig, axes = _figure(len(panels), 1, figsize=(7, 1 + 3 * len(panels)), sharex=True, squeeze=False)
     for ax, (label, keys) in zip(axes[:, 0], panels):
         for k in keys:
             pts = [(row["step"], row[k]) for row in history if k in row]
@@ -167,7 +153,6 @@ def save_losses(history: list[dict], path) -> Path | None:
         return None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    _plt().close(fig)
     return Path(path)
 
 
@@ -186,7 +171,6 @@ def gauss1d_tv(x: torch.Tensor, mu: float, sd: float, bins: int = 100) -> float:
 def figure1(recipe, nets, path, step: int, n: int = 100_000) -> Path:
     """Goodfellow 2014, Figure 1: p_data (black), p_g (green), D(x) (blue dashed) along x; the title gives what
     the picture shows: the total variation between p_g's histogram and p_data, and D's range where they overlap."""
-    plt = _plt()
     dens = recipe.info.extra["density"]
     mu, sd = dens["mean"], dens["std"]
     G, D = nets["G"], nets["D"]
@@ -201,7 +185,7 @@ def figure1(recipe, nets, path, step: int, n: int = 100_000) -> Path:
     p_g = torch.histc(fake, bins=100, min=lo, max=hi) / (n * (hi - lo) / 100)
     both = torch.minimum(p_data, p_g[((xs - lo) / (hi - lo) * 100).long().clamp(0, 99)]) > 0.1 * p_data.max()
     d_both = d_x[both] if both.any() else d_x
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _figure(figsize=(6, 3.5))
     ax.plot(xs, p_data, "k:", label="p_data")
     ax.hist(fake.clamp(lo, hi).numpy(), bins=100, range=(lo, hi), density=True, histtype="step", color="g",
             label="p_g")
@@ -214,5 +198,4 @@ def figure1(recipe, nets, path, step: int, n: int = 100_000) -> Path:
     fig.legend(loc="upper left", bbox_to_anchor=(0.1, 0.88))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
