@@ -151,6 +151,21 @@ def test_photo_tasks_shapes_and_held_out_photos(task, cond):
     assert b["real"].shape[1:] == (3, 16, 16) and b["cond"].shape[1:] == cond
 
 
+def test_super_resolution_is_tested_on_every_other_offline_photograph():
+    _, sr = resolve("photos:sr4", split="test", resolution=16)
+    _, train = resolve("photos:sr4", resolution=16)
+    _, colour = resolve("photos:gray2color", split="test", resolution=16)
+    assert sr.extra["photos"] == [f"{s}:{n}" for s, n in photos.SR_TEST_PHOTOS] and len(sr.extra["photos"]) == 15
+    assert colour.extra["photos"] == [f"{s}:{n}" for s, n in photos.TEST_PHOTOS]    # the other tasks: as before
+    assert not set(sr.extra["photos"]) & set(train.extra["photos"])
+    names = [n for _, n in photos.TRAIN_PHOTOS + photos.SR_TEST_PHOTOS]
+    assert len(set(names)) == len(names) and "motorcycle_right.png" not in names     # the training photo's twin
+    sr_train, _ = resolve("photos:sr4", resolution=32)
+    assert len(sr_train) == photos.SR_MAX_CROPS > 2 * len(resolve("photos:gray2color", resolution=32)[0])
+    grey = dict(photos.load_photos("test", "sr4"))["skimage:camera.png"]
+    assert grey.shape[2] == 3 and (grey[..., 0] == grey[..., 2]).all()                 # grey as 3 equal channels
+
+
 def test_photo_task_inputs_are_functions_of_the_targets():
     data, _ = resolve("photos:gray2color", split="test", resolution=16)
     assert torch.equal(data.a, set_channels(data.x, 1))           # the input is the target's luma

@@ -114,6 +114,53 @@ def test_architecture_options():
     assert nets["G"].head[0].out_channels == 6 and nets["D"].features[0].out_channels == 5
 
 
+def test_pixel_loss_l1_replaces_mse_in_pretraining_and_in_lambda_mse():
+    for name, fn in (("mse", L.mse), ("l1", L.l1)):
+        recipe, data = recipe_for(pixel_loss=name, lambda_content=0.0, lambda_mse=2.0, lambda_adv=0.0)
+        nets = recipe.build().eval()
+        ctx = ctx_for(data)
+        lr, hr = recipe.pair(ctx)
+        want = fn(fake=nets["G"](lr), target=hr)
+        assert torch.allclose(recipe.mse_loss(nets, ctx)["loss"], want)
+        out = recipe.g_loss(nets, ctx)
+        assert torch.allclose(out[name], want) and torch.allclose(out["loss"], 2 * want)
+    with pytest.raises(GanforgeError, match="pixel_loss"):
+        recipe_for(pixel_loss="huber")
+
+
+def test_cosine_lr_schedule_restarts_for_the_adversarial_phase():
+    assert recipe_for()[0].optimizer_schedule(3) == {}       # constant: the trainer leaves the lrs alone
+    recipe, _ = recipe_for(lr_schedule="cosine", steps=12, pretrain_steps=4)
+    lrs = [recipe.optimizer_schedule(s)["G"]["lr"] for s in range(12)]
+    assert lrs[0] == 1 and lrs[2] == pytest.approx(0.5) and lrs[4] == 1 and lrs[8] == pytest.approx(0.5)
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[11] < 0.1
+    assert recipe.optimizer_schedule(9)["D"] == recipe.optimizer_schedule(9)["G"]
+    from ganforge.training import optim
+    nets = recipe.build()
+    opts = {p: recipe.optimizer(p, nets[p].parameters()) for p in ("G", "D")}
+    for o in opts.values():
+        for g in o.param_groups:
+            g["initial_lr"] = g["lr"]
+    optim.schedule(opts, 2, 12, 1.0, recipe, {})             # the trainer applies it
+    assert opts["G"].param_groups[0]["lr"] == pytest.approx(0.5 * recipe.cfg.g_lr)
+
+
+def test_adv_g_lr_sets_gs_lr_in_the_adversarial_phase_only():
+    recipe, _ = recipe_for(steps=12, pretrain_steps=4, g_lr=1e-3, adv_g_lr=1e-4)
+    assert recipe.optimizer_schedule(3) == {} and recipe.optimizer_schedule(4) == {"G": {"lr": pytest.approx(0.1)}}
+    recipe, _ = recipe_for(steps=12, pretrain_steps=4, g_lr=1e-3, adv_g_lr=1e-4, lr_schedule="cosine")
+    assert recipe.optimizer_schedule(4) == {"G": {"lr": pytest.approx(0.1)}, "D": {"lr": 1}}
+    with pytest.raises(GanforgeError, match="adv_g_lr"):
+        recipe_for(adv_g_lr=-1.0)
+
+
+def test_icnr_config_initialises_the_sub_pixel_convs():
+    for icnr in (False, True):
+        conv = recipe_for(icnr=icnr)[0].build()["G"].up[0]
+        w = conv.weight.unflatten(0, (-1, 4))                # the 4 sub-pixels of each output channel
+        assert torch.equal(w, w[:, :1].expand_as(w)) == icnr
+
+
 def test_residual_generator_starts_from_bicubic_and_learns_a_correction():
     recipe, data = recipe_for(residual=True)
     nets = recipe.build()

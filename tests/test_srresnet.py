@@ -78,3 +78,15 @@ def test_sr_discriminator_dense_head_matches_the_paper_at_96px():
     assert strides == [1, 2, 1, 2, 1, 2, 1, 2]
     with pytest.raises(ValueError, match="96x96"):
         D(torch.zeros(1, 3, 64, 64))
+
+
+
+def test_icnr_starts_the_pixel_shuffle_as_nearest_neighbour_upsampling():
+    x = torch.rand(1, 8, 5, 6)
+    for icnr in (False, True):
+        G = SRResNet(3, width=8, blocks=1, scale=4, icnr=icnr)
+        for conv, shuffle in ((G.up[0], G.up[1]), (G.up[3], G.up[4])):    # both x2 stages
+            y = shuffle(conv(x))                                # 1 x 8 x 10 x 12
+            blocks = y.unfold(-2, 2, 2).unfold(-2, 2, 2)        # the 2x2 sub-pixels of each input pixel
+            # ICNR: each input pixel becomes a constant 2x2 block, so no checkerboard at initialisation
+            assert torch.allclose(blocks, blocks[..., :1, :1].expand_as(blocks)) == icnr

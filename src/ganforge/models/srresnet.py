@@ -3,7 +3,8 @@
 Ledig et al. 2017, arXiv:1609.04802, Fig. 4 and Sec. 2.2:
 - G (SRResNet): k9n64s1 conv + PReLU; B = 16 residual blocks [k3n64s1, BN, PReLU, k3n64s1, BN] + x;
   k3n64s1 + BN and a global (elementwise-sum) skip from the first conv; per factor 2 one sub-pixel stage
-  [k3n256s1, PixelShuffle x2 (Shi et al. 2016, arXiv:1609.05158), PReLU]; k9n3s1 out.
+  [k3n256s1, PixelShuffle x2 (Shi et al. 2016, arXiv:1609.05158), PReLU]; k9n3s1 out. `icnr=True` starts
+  the sub-pixel convs without checkerboard (ICNR, Aitken et al. 2017; not in the paper).
 - D: k3n64s1 + LeakyReLU(0.2), then 7 blocks [conv3, BN, LeakyReLU] with n = 64, 128, 128, 256, 256, 512,
   512 and strides 2,1,2,1,2,1,2; Dense(1024), LeakyReLU, Dense(1). D returns the logit; the paper's
   sigmoid belongs to the loss. The loss l^SR = l^SR_X + 1e-3 l^SR_Gen (Eq. 3) and EPSR's weighting
@@ -13,6 +14,7 @@ Images are in [-1, 1] on both sides (the paper fed LR in [0, 1]); G ends in tanh
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .image2image import ArchitectureError
@@ -28,10 +30,23 @@ class SRResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def icnr_(conv: nn.Conv2d, factor: int = 2) -> None:
+    """ICNR (Aitken et al. 2017, arXiv:1707.02937): the sub-pixel conv before PixelShuffle(factor) starts
+    as a conv to 1/factor^2 as many channels, each copied to its factor^2 sub-pixels, so the shuffled output
+    is nearest-neighbour upsampling of that conv's output: no checkerboard at initialisation."""
+    out, inp, kh, kw = conv.weight.shape
+    base = torch.empty(out // factor ** 2, inp, kh, kw)
+    nn.init.kaiming_uniform_(base, a=5 ** 0.5)   # nn.Conv2d's default initialisation
+    with torch.no_grad():
+        conv.weight.copy_(base.repeat_interleave(factor ** 2, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias[::factor ** 2].repeat_interleave(factor ** 2))
+
+
 class SRResNet(nn.Module):
     """SRResNet G: N x C x h x w low-resolution images -> N x C x (scale h) x (scale w) (Ledig Fig. 4)."""
 
-    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 16, scale: int = 4):
+    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 16, scale: int = 4, icnr: bool = False):
         super().__init__()
         if scale < 2 or scale & (scale - 1):
             raise ArchitectureError(f"SRResNet upsamples by pixel-shuffle x2 stages, so scale must be a power "
@@ -46,6 +61,8 @@ class SRResNet(nn.Module):
         for _ in range(scale.bit_length() - 1):  # log2(scale) stages of x2
             # conv to 4x channels, then PixelShuffle(2) rearranges them into a 2x larger map
             ups += [nn.Conv2d(width, 4 * width, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU(width)]
+            if icnr:
+                icnr_(ups[-3])
         self.up = nn.Sequential(*ups)
         self.tail = nn.Sequential(nn.Conv2d(width, channels, 9, 1, 4), nn.Tanh())
 

@@ -18,6 +18,7 @@ folder:DIR, the high-resolution batch downscaled by antialiased bicubic in the l
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -45,8 +46,12 @@ class SRGANConfig(RecipeConfig):
     g_width: int = 64             # SRResNet channels (n64)
     g_blocks: int = 16            # residual blocks (B = 16)
     d_width: int = 64             # SRGAN D's first layer (n64)
+    icnr: bool = False            # ICNR init of the pixel-shuffle convs (Aitken 2017): no checkerboard at start
     residual: bool = False        # G predicts a correction to bicubic upsampling (starts as bicubic)
-    pretrain_steps: int = 1000    # MSE-only G updates before the adversarial phase (SRResNet init)
+    pretrain_steps: int = 1000    # pixel-loss-only G updates before the adversarial phase (SRResNet init)
+    pixel_loss: str = "mse"       # the pixel loss of pretraining and of lambda_mse: mse (the paper's) or l1
+    adv_g_lr: float = 0.0         # G's lr in the adversarial phase (0 = g_lr); the paper's 1e-4
+    lr_schedule: str = "constant"  # cosine: every lr falls by a half cosine to 0 within each of the two phases
     loss: str = "ns"              # ns (the paper's -log D) or another losses.ADVERSARIAL name (lsgan, hinge, ragan)
     lambda_content: float = 1.0   # perceptual (feature) loss weight: EPSR's lambda_1
     lambda_mse: float = 0.0       # pixel MSE weight after pretraining: EPSR's lambda_2 (SRGAN: 0)
@@ -60,7 +65,9 @@ class SRGANConfig(RecipeConfig):
         L.adversarial(self.loss)
         check_choice("content", self.content, FEATURE_NETS)
         check_choice("scale", self.scale, (2, 4))
-        for key in ("lambda_content", "lambda_mse", "lambda_adv", "pretrain_steps"):
+        check_choice("pixel_loss", self.pixel_loss, ("mse", "l1"))
+        check_choice("lr_schedule", self.lr_schedule, ("constant", "cosine"))
+        for key in ("lambda_content", "lambda_mse", "lambda_adv", "pretrain_steps", "adv_g_lr"):
             if getattr(self, key) < 0:
                 raise GanforgeError(f"config key {key!r} must be >= 0; got {getattr(self, key)}")
         if self.lambda_content == self.lambda_mse == self.lambda_adv == 0 and self.pretrain_steps < self.steps:
@@ -104,12 +111,15 @@ class SRGAN(Upscaler):
     Config = SRGANConfig
     smoke = {"resolution": 8, "g_width": 4, "g_blocks": 1, "d_width": 4, "pretrain_steps": 2}
     presets = {
-        # CPU-sized: HR crops 64 px (LR 16 px), half-width G, residual over bicubic, a higher lr
+        # CPU-sized (docs/srgan.md): HR crops 64 px (LR 16 px), half-width G, residual over bicubic, ICNR, L1 and
+        # a cosine lr within each phase; 2,000 pretraining steps (the SRResNet), then 300 adversarial ones
         "sr4": {"data": "photos:sr4", "resolution": 64, "g_width": 32, "g_blocks": 8, "d_width": 32,
-                "residual": True, "g_lr": 5e-4, "steps": 400, "pretrain_steps": 300, "sample_every": 100},
+                "residual": True, "icnr": True, "pixel_loss": "l1", "lr_schedule": "cosine", "g_lr": 5e-4,
+                "adv_g_lr": 1e-4, "lambda_mse": 1.0, "steps": 2300, "pretrain_steps": 2000, "sample_every": 500},
         "srresnet": {"data": "photos:sr4", "resolution": 64, "g_width": 32, "g_blocks": 8, "residual": True,
-                     "g_lr": 5e-4, "steps": 300, "lambda_content": 0.0, "lambda_mse": 1.0, "lambda_adv": 0.0,
-                     "sample_every": 100},
+                     "icnr": True, "pixel_loss": "l1", "lr_schedule": "cosine", "g_lr": 5e-4, "steps": 2000,
+                     "pretrain_steps": 2000, "lambda_content": 0.0, "lambda_mse": 1.0, "lambda_adv": 0.0,
+                     "sample_every": 500},
         "div2k": {"data": "folder:data/DIV2K_train_HR", "resolution": 96, "steps": 200000,
                   "pretrain_steps": 100000, "content": "vgg19", "sample_every": 5000, "checkpoint_every": 10000},
     }
@@ -164,7 +174,7 @@ class SRGAN(Upscaler):
             raise GanforgeError(f"resolution {h} (the HR crop) must be a multiple of scale={c.scale} and give "
                                 f"an LR side >= 2; set resolution={8 * c.scale}")
         try:
-            G = SRResNet(ch, c.g_width, c.g_blocks, c.scale)
+            G = SRResNet(ch, c.g_width, c.g_blocks, c.scale, icnr=c.icnr)
             G = BicubicResidual(G) if c.residual else G
             D = SRDiscriminator(ch, c.d_width, resolution=h)
         except ValueError as e:
@@ -186,9 +196,24 @@ class SRGAN(Upscaler):
         g = Phase("G", "G", self.g_loss)
         return [g] if c.lambda_adv == 0 else [Phase("D", "D", self.d_loss), g]
 
+    def optimizer_schedule(self, step: int) -> dict[str, dict[str, float]]:
+        """lr_schedule=cosine: the lr multiplier falls from 1 to 0 by a half cosine over the pretraining steps,
+        then again over the adversarial steps (a fresh start for the GAN phase); adv_g_lr: G's lr there."""
+        c = self.cfg
+        adv = step >= c.pretrain_steps
+        g = c.adv_g_lr / c.g_lr if adv and c.adv_g_lr else 1.0
+        if c.lr_schedule == "constant":
+            return {"G": {"lr": g}} if g != 1 else {}
+        start, length = (c.pretrain_steps, c.steps - c.pretrain_steps) if adv else (0, c.pretrain_steps)
+        f = 0.5 * (1 + math.cos(math.pi * (step - start) / max(1, length)))
+        return {"G": {"lr": g * f}, "D": {"lr": f}}
+
+    def pixel(self, sr: Tensor, hr: Tensor) -> Tensor:
+        return (L.l1 if self.cfg.pixel_loss == "l1" else L.mse)(fake=sr, target=hr)
+
     def mse_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         lr, hr = self.pair(ctx)
-        return {"loss": L.mse(fake=nets["G"](lr), target=hr)}
+        return {"loss": self.pixel(nets["G"](lr), hr)}
 
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         lr, hr = self.pair(ctx)
@@ -200,8 +225,8 @@ class SRGAN(Upscaler):
         c = self.cfg
         lr, hr = self.pair(ctx)
         sr = nets["G"](lr)
-        mse = L.mse(fake=sr, target=hr)
-        loss, logs = c.lambda_mse * mse, {"mse": mse}
+        mse = self.pixel(sr, hr)
+        loss, logs = c.lambda_mse * mse, {c.pixel_loss: mse}
         if c.lambda_content:
             content = L.mse(fake=self.features(sr), target=self.features(hr).detach())
             loss, logs["content"] = loss + c.lambda_content * content, content
