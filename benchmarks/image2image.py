@@ -8,10 +8,11 @@ super-resolution against bicubic, and CycleGAN's circles -> squares criterion.
   11x11 Gaussian window) per tile, averaged; colourfulness (Hasler & Suesstrunk 2003) shows how much
   colour G dares (L1 alone gives washed-out colours, the paper's Fig. 7). G runs in eval mode with its
   test-time dropout on, seeded.
-- Super-resolution x4 (Ledig 2017): one srgan run: its checkpoint at the end of MSE pretraining is the
-  SRResNet, its last checkpoint the SRGAN (perceptual with the offline random feature net + 1e-3 adversarial).
-  Scored on the two held-out photos, whole, at the training photos' scale (short side 256 px): LR made by
-  antialiased bicubic x1/4, PSNR/SSIM on RGB with `scale` pixels cropped at each border, against bicubic
+- Super-resolution x4 (Ledig 2017): `srgan --preset sr4` as it is (its steps and precision, `--seeds` runs):
+  its checkpoint at the end of pixel-loss pretraining is the SRResNet, its last checkpoint the SRGAN.
+  Scored on the 15 held-out photos of photos:sr4, whole, at the training photos' scale (short side 256 px):
+  LR made by antialiased bicubic x1/4; per photo and mean, PSNR/SSIM on RGB with 4 px cropped at each
+  border, and HF = high-frequency (Laplacian) energy relative to HR's (1 = as sharp as HR), against bicubic
   upsampling of the same LR.
 - CycleGAN (Zhu 2017) on shapeswap:circles2squares: 256 held-out circles translated by G_ab, scored against
   the same attributes drawn as squares (metrics.shapeswap.shapeswap_scores): kind_acc (the circle's
@@ -38,7 +39,7 @@ from ganforge.data.shapeswap import shapeswap_test_set
 from ganforge.metrics.image_quality import l1, psnr, ssim
 from ganforge.metrics.shapeswap import shapeswap_scores
 from ganforge.recipes.srgan import bicubic_down, bicubic_up
-from ganforge.viz import save_grid
+from ganforge.viz import save_columns, save_grid
 
 SECTIONS = ("pix2pix", "sr", "cyclegan")
 # fp32: the numbers in docs/ were measured so (precision=auto would pick bf16 autocast on some CPUs)
@@ -107,41 +108,77 @@ def pix2pix(out: Path, steps: int) -> dict:
 
 
 def held_out_photos(scale: int, resolution: int = 32) -> list[tuple[str, torch.Tensor]]:
-    """The held-out photos at the training photos' scale, cropped to a multiple of `scale`, in [-1, 1]."""
+    """The held-out photos of photos:sr{scale} at the training photos' scale, cropped to a multiple of
+    `scale`, in [-1, 1] (grey photos as three equal channels)."""
     out = []
-    for name, photo in load_photos("test"):
+    for name, photo in load_photos("test", f"sr{scale}"):
         hr = scale_photo(photo, photo_short_side(resolution))
         h, w = (s - s % scale for s in hr.shape[-2:])
         out.append((name, hr[None, :, :h, :w].float() / 127.5 - 1))
     return out
 
 
-def super_resolution(out: Path, steps: int) -> dict:
-    pretrain = steps * 3 // 4
-    run, secs = train("srgan", "sr4", out / "srgan", steps=steps, pretrain_steps=pretrain,
-                      checkpoint_every=pretrain)
-    models = {"SRResNet (MSE)": run / "checkpoints" / f"step-{pretrain:06d}", "SRGAN": run}
-    results = {}
-    per_photo = {"bicubic": [], **{m: [] for m in models}}
-    panels = []
-    for name, hr in held_out_photos(4, resolution=64):
-        lr = bicubic_down(hr, 4)
-        outs = {"bicubic": bicubic_up(lr, 4)}
-        for m, path in models.items():
+def high_frequency(x: torch.Tensor) -> float:
+    """Mean squared Laplacian response: the fine detail an image holds (blur lowers it, noise raises it)."""
+    kernel = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).expand(x.shape[1], 1, 3, 3)
+    return torch.nn.functional.conv2d(x, kernel, groups=x.shape[1]).pow(2).mean().item()
+
+
+def sr_scores(sr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+    """PSNR / SSIM / L1 with 4 px borders cropped, and HF: high-frequency energy relative to HR's (1 = HR's)."""
+    return {**scores(sr, hr, crop=4), "HF": high_frequency(sr[..., 4:-4, 4:-4]) / high_frequency(hr[..., 4:-4, 4:-4])}
+
+
+def super_resolution(out: Path, steps: int, seeds: int = 1) -> dict:
+    """srgan --preset sr4 as it is (its own steps and precision, scaled to `steps`), once per seed."""
+    from ganforge.recipes.srgan import SRGAN
+    preset = SRGAN.presets["sr4"]
+    pretrain = round(preset["pretrain_steps"] * steps / preset["steps"])
+    photos = held_out_photos(4, resolution=preset["resolution"])
+    methods = ("bicubic", "SRResNet", "SRGAN")
+    rows: dict = {m: {name: [] for name, _ in photos} for m in methods}
+    secs, windows = [], {m: [] for m in (*methods, "HR")}
+    for seed in range(seeds):
+        run, t = train("srgan", "sr4", out / f"srgan-seed{seed}", steps=steps, pretrain_steps=pretrain,
+                       checkpoint_every=pretrain, seed=seed, precision="auto")
+        secs.append(t)
+        nets = {"SRResNet": ganforge.load(run / "checkpoints" / f"step-{pretrain:06d}").G,
+                "SRGAN": ganforge.load(run).G}
+        for name, hr in photos:
+            lr = bicubic_down(hr, 4)
             with torch.no_grad():
-                outs[m] = ganforge.load(path).G(lr).clamp(-1, 1)
-        for m, sr in outs.items():
-            per_photo[m].append({"photo": name, **scores(sr, hr, crop=4)})
-        h, w = hr.shape[-2:]
-        window = (..., slice(h // 2 - 64, h // 2 + 64), slice(w // 2 - 80, w // 2 + 80))   # a 128x160 centre crop
-        panels.append(torch.cat([outs["bicubic"][window], outs["SRResNet (MSE)"][window], outs["SRGAN"][window],
-                                 hr[window]], -1))
-    for m, rows in per_photo.items():
-        results[f"x4 {m}"] = {k: sum(r[k] for r in rows) / len(rows) for k in ("L1", "PSNR", "SSIM")}
-        results[f"x4 {m}"]["per_photo"] = rows
-    results["x4 SRGAN"]["seconds"] = round(secs)
-    save_grid(torch.cat(panels), out / "sr-x4.png", nrow=1, upscale=1)
+                outs = {"bicubic": bicubic_up(lr, 4), **{m: G(lr).clamp(-1, 1) for m, G in nets.items()}}
+            for m, sr in outs.items():
+                rows[m][name].append(sr_scores(sr, hr))
+            if seed == 0:   # a 64x64 window at each photo's centre
+                h, w = hr.shape[-2:]
+                for m, x in {**outs, "HR": hr}.items():
+                    windows[m].append(x[..., h // 2 - 32:h // 2 + 32, w // 2 - 32:w // 2 + 32])
+    results = {}
+    for m in methods:
+        per_photo = [{"photo": name, **{k: sum(r[k] for r in rs) / len(rs) for k in rs[0]}}
+                     for name, rs in rows[m].items()]
+        per_seed = [sum(rs[i]["PSNR"] for rs in rows[m].values()) / len(photos) for i in range(seeds)]
+        results[f"x4 {m}"] = {**{k: sum(r[k] for r in per_photo) / len(per_photo) for k in ("L1", "PSNR", "SSIM", "HF")},
+                              "PSNR_per_seed": per_seed, "per_photo": per_photo}
+    results["x4 SRGAN"]["seconds"] = round(sum(secs) / len(secs))
+    print(sr_photo_table(results))
+    save_columns({m: torch.cat(x) for m, x in windows.items()}, out / "sr-x4.png", rows=8, upscale=2)
     return results
+
+
+def sr_photo_table(results: dict) -> str:
+    """Per held-out photo: PSNR / SSIM / HF of bicubic, SRResNet, SRGAN."""
+    methods = [m for m in results if m.startswith("x4 ")]
+    lines = ["| photo | " + " | ".join(f"{m[3:]} PSNR / SSIM / HF" for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for i, row in enumerate(results[methods[0]]["per_photo"]):
+        cells = [results[m]["per_photo"][i] for m in methods]
+        lines.append(f"| {row['photo'].split(':')[1].rsplit('.', 1)[0]} | "
+                     + " | ".join(f"{c['PSNR']:.2f} / {c['SSIM']:.3f} / {c['HF']:.2f}" for c in cells) + " |")
+    seeds = results[methods[0]]["PSNR_per_seed"]
+    lines.append(f"\nmean PSNR per seed ({len(seeds)}): " + "; ".join(
+        f"{m[3:]} " + ", ".join(f"{v:.2f}" for v in results[m]["PSNR_per_seed"]) for m in methods))
+    return "\n".join(lines)
 
 
 def cyclegan(out: Path, steps: int) -> dict:
@@ -158,8 +195,8 @@ def cyclegan(out: Path, steps: int) -> dict:
 
 
 def table(results: dict) -> str:
-    keys = sorted({k for r in results.values() for k in r if k not in ("per_photo", "seconds")},
-                  key=["L1", "PSNR", "SSIM", "colourfulness", "kind_acc", "color_acc", "background_acc", "swap_acc",
+    keys = sorted({k for r in results.values() for k in r if k not in ("per_photo", "seconds", "PSNR_per_seed")},
+                  key=["L1", "PSNR", "SSIM", "HF", "colourfulness", "kind_acc", "color_acc", "background_acc", "swap_acc",
                        "l1"].index)
     lines = ["| | " + " | ".join(keys) + " | train s |", "|---" * (len(keys) + 2) + "|"]
     for name, r in results.items():
@@ -172,18 +209,20 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every run's steps by this")
+    p.add_argument("--seeds", type=int, default=1, help="sr: train the preset with seeds 0..N-1, report the mean")
     p.add_argument("--out", default="runs/bench-image2image")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = {"pix2pix": 800, "sr": 400, "cyclegan": 1000}
+    from ganforge.recipes.srgan import SRGAN
+    steps = {"pix2pix": 800, "sr": SRGAN.presets["sr4"]["steps"], "cyclegan": 1000}
     run = {"pix2pix": pix2pix, "sr": super_resolution, "cyclegan": cyclegan}
     everything = {}
     for section in a.only.split(","):
         n = max(3, round(steps[section] * a.steps_scale))
         t = time.perf_counter()
-        res = run[section](out, n)
+        res = run[section](out, n, a.seeds) if section == "sr" else run[section](out, n)
         print(f"\n## {section} ({n} steps per run, {time.perf_counter() - t:.0f} s)\n\n{table(res)}", flush=True)
         everything[section] = {"steps": n, "results": res}
     (out / "results.json").write_text(json.dumps(everything, indent=2))
