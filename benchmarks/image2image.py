@@ -159,8 +159,8 @@ def super_resolution(out: Path, steps: int, seeds: int = 1) -> dict:
         per_photo = [{"photo": name, **{k: sum(r[k] for r in rs) / len(rs) for k in rs[0]}}
                      for name, rs in rows[m].items()]
         per_seed = [sum(rs[i]["PSNR"] for rs in rows[m].values()) / len(photos) for i in range(seeds)]
-        results[f"x4 {m}"] = {**{k: sum(r[k] for r in per_photo) / len(per_photo) for k in ("L1", "PSNR", "SSIM", "HF")},
-                              "PSNR_per_seed": per_seed, "per_photo": per_photo}
+        means = {k: sum(r[k] for r in per_photo) / len(per_photo) for k in ("L1", "PSNR", "SSIM", "HF")}
+        results[f"x4 {m}"] = {**means, "PSNR_per_seed": per_seed, "per_photo": per_photo}
     results["x4 SRGAN"]["seconds"] = round(sum(secs) / len(secs))
     print(sr_photo_table(results))
     save_columns({m: torch.cat(x) for m, x in windows.items()}, out / "sr-x4.png", rows=8, upscale=2)
@@ -170,7 +170,8 @@ def super_resolution(out: Path, steps: int, seeds: int = 1) -> dict:
 def sr_photo_table(results: dict) -> str:
     """Per held-out photo: PSNR / SSIM / HF of bicubic, SRResNet, SRGAN."""
     methods = [m for m in results if m.startswith("x4 ")]
-    lines = ["| photo | " + " | ".join(f"{m[3:]} PSNR / SSIM / HF" for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    lines = ["| photo | " + " | ".join(f"{m[3:]} PSNR / SSIM / HF" for m in methods) + " |",
+             "|---" * (len(methods) + 1) + "|"]
     for i, row in enumerate(results[methods[0]]["per_photo"]):
         cells = [results[m]["per_photo"][i] for m in methods]
         lines.append(f"| {row['photo'].split(':')[1].rsplit('.', 1)[0]} | "
@@ -196,8 +197,8 @@ def cyclegan(out: Path, steps: int) -> dict:
 
 def table(results: dict) -> str:
     keys = sorted({k for r in results.values() for k in r if k not in ("per_photo", "seconds", "PSNR_per_seed")},
-                  key=["L1", "PSNR", "SSIM", "HF", "colourfulness", "kind_acc", "color_acc", "background_acc", "swap_acc",
-                       "l1"].index)
+                  key=["L1", "PSNR", "SSIM", "HF", "colourfulness", "kind_acc", "color_acc", "background_acc",
+                       "swap_acc", "l1"].index)
     lines = ["| | " + " | ".join(keys) + " | train s |", "|---" * (len(keys) + 2) + "|"]
     for name, r in results.items():
         cells = [f"{r[k]:.3f}" if k in r else "" for k in keys]
