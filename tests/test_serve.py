@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -349,7 +348,8 @@ CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 APT = "apt-get install -y chromium chromium-driver"
 
 
-def _browser():
+def _browser(profile):
+    """Headless Chromium with its profile in `profile` (a pytest tmp folder: nothing left in /tmp)."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
         pytest.skip(f"no Chromium here ({CHROMIUM}, {DRIVER}); install it with `{APT}`")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the test extra) is not installed")
@@ -360,7 +360,7 @@ def _browser():
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,860", f"--user-data-dir={tempfile.mkdtemp()}"):
+                 "--no-first-run", "--window-size=1280,860", f"--user-data-dir={profile}"):
         opts.add_argument(flag)
     with pytest.MonkeyPatch.context() as mp:      # both paths are given: selenium-manager must never run
         mp.setattr(selenium_manager.SeleniumManager, "binary_paths",
@@ -371,7 +371,7 @@ def _browser():
 def test_without_chromium_the_browser_test_skips_naming_the_apt_command(monkeypatch, tmp_path):
     monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", str(tmp_path / "no-chromium"))
     with pytest.raises(pytest.skip.Exception, match=re.escape(APT)):
-        _browser()
+        _browser(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -395,8 +395,8 @@ def served(runs):
 
 
 @pytest.fixture(scope="module")
-def browser(served):
-    driver = _browser()
+def browser(served, tmp_path_factory):
+    driver = _browser(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
