@@ -129,3 +129,53 @@ def test_architecture_options_size_the_nets():
     nets = recipe_for(width=3, hidden=5)[0].build()
     assert nets["F"].net[0].out_channels == 3 and nets["F"].dim == 48
     assert nets["C"][0].out_features == 5 and nets["C"][-1].out_features == 10 and nets["Dom"][-1].out_features == 1
+
+
+def test_lr_anneal_follows_the_papers_schedule(tmp_path):
+    rec, _ = recipe_for(steps=100, lr_anneal=True)
+    assert rec.optimizer_schedule(0) == {"all": {"lr": 1.0}}
+    assert math.isclose(rec.optimizer_schedule(50)["all"]["lr"], 6.0 ** -0.75)
+    assert recipe_for(steps=100)[0].optimizer_schedule(50) == {}
+    from ganforge.training.trainer import Trainer
+    for anneal, expect in ((True, (1 + 10 * 3 / 4) ** -0.75), (False, 1.0)):
+        rec, data = recipe_for(lr_anneal=anneal, d_lr=0.01)
+        t = Trainer(rec, data, tmp_path / str(anneal), progress=False)
+        for _ in range(4):
+            t.train_step()
+        assert math.isclose(t.opts["all"].param_groups[0]["lr"], 0.01 * expect, rel_tol=1e-9)
+
+
+def test_shift_translates_source_images_and_changes_the_loss():
+    from ganforge.recipes.dann import shift_images
+    x = torch.full((4, 1, 8, 8), -1.0)
+    x[:, :, 3:5, 3:5] = 1.0
+    assert torch.equal(shift_images(x, 0.0), x)
+    torch.manual_seed(0)
+    y = shift_images(x, 2.0)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    assert torch.allclose(y[:, :, 0], torch.full_like(y[:, :, 0], -1.0))       # background stays background
+    # a whole-pixel shift moves the square by exactly one pixel
+    theta_x = shift_images(x[:1], 1e-9)
+    assert torch.allclose(theta_x, x[:1], atol=1e-6)
+    losses = []
+    for shift in (0.0, 1.0):
+        rec, data = recipe_for(shift=shift)
+        torch.manual_seed(0)
+        nets = rec.build()
+        torch.manual_seed(1)
+        losses.append(rec.loss(nets, ctx_for(data))["label"])
+    assert not torch.allclose(*losses)
+
+
+def test_target_entropy_adds_the_weighted_entropy_of_target_predictions():
+    rec, data = recipe_for(target_entropy=0.5)
+    torch.manual_seed(0)
+    nets = rec.build()
+    torch.manual_seed(1)
+    out = rec.loss(nets, ctx_for(data))
+    ent = out["target_entropy"]
+    assert 0 < ent <= math.log(10) + 1e-6
+    assert torch.allclose(out["loss"], out["label"] + out["domain"] + 0.5 * ent)
+    rec.cfg.target_entropy = 0.0
+    torch.manual_seed(1)
+    assert "target_entropy" not in rec.loss(nets, ctx_for(data))

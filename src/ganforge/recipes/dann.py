@@ -44,6 +44,9 @@ class DANNConfig(RecipeConfig):
     width: int = 32               # F's first conv channels (then 2x, 2x)
     hidden: int = 100             # hidden units of C and Dom (the paper's MNIST nets: 100)
     d_lr: float = 1e-3            # the single joint player "all" uses d_lr
+    lr_anneal: bool = False       # the paper's mu_p = mu_0 / (1 + 10 p)^0.75 (§5.2.2); false: constant lr
+    shift: float = 1.0            # random translation of source images by up to this many pixels (0: none)
+    target_entropy: float = 0.0   # weight of the entropy of C's prediction on target images (0: plain DANN)
     batch_size: int = 64          # per domain
     steps: int = 2000
 
@@ -51,6 +54,22 @@ class DANNConfig(RecipeConfig):
         super().check()
         if self.domain_weight < 0 or self.gamma <= 0:
             raise GanforgeError("config keys 'domain_weight' must be >= 0 and 'gamma' > 0")
+        if self.shift < 0 or self.target_entropy < 0:
+            raise GanforgeError("config keys 'shift' and 'target_entropy' must be >= 0")
+
+
+def shift_images(x: Tensor, pixels: float) -> Tensor:
+    """Each image translated by its own random (dx, dy), uniform in [-pixels, pixels] (bilinear; the border
+    value, the background, fills in). Global RNG, like the source draws."""
+    if pixels <= 0:
+        return x
+    n, _, h, w = x.shape
+    t = (torch.rand(n, 2, device=x.device) * 2 - 1) * pixels * torch.tensor([2.0 / w, 2.0 / h], device=x.device)
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = t
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
 def lambda_schedule(p: float, gamma: float = 10.0) -> float:
@@ -111,11 +130,17 @@ class DANN(ImageToImage):
     def lambd(self, step: int) -> float:
         return self.cfg.domain_weight * lambda_schedule(step / self.cfg.steps, self.cfg.gamma)
 
+    def optimizer_schedule(self, step: int) -> dict[str, dict[str, float]]:
+        if not self.cfg.lr_anneal:
+            return {}
+        return {"all": {"lr": (1.0 + 10.0 * step / self.cfg.steps) ** -0.75}}
+
     def phases(self, step: int) -> list[Phase]:
         return [Phase("all", "all", self.loss)]
 
     def loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         xs, ys = self.source.draw(ctx.batch_size, ctx.device)        # global RNG: restored on resume
+        xs = shift_images(xs, self.cfg.shift)
         fs = nets["F"](xs)
         logits = nets["C"](fs)
         label_loss = F.cross_entropy(logits, ys)
@@ -127,7 +152,13 @@ class DANN(ImageToImage):
         d_logits = nets["Dom"](grad_reverse(torch.cat([fs, ft]), lam)).squeeze(1)
         d_target = torch.cat([torch.ones(len(fs)), torch.zeros(len(ft))]).to(d_logits)   # 1 = source
         domain_loss = F.binary_cross_entropy_with_logits(d_logits, d_target)
-        return {"loss": label_loss + domain_loss, "domain": domain_loss.detach(),
+        loss = label_loss + domain_loss
+        if self.cfg.target_entropy > 0:
+            logp = F.log_softmax(nets["C"](ft), 1)
+            entropy = -(logp.exp() * logp).sum(1).mean()
+            loss = loss + self.cfg.target_entropy * entropy
+            logs["target_entropy"] = entropy.detach()
+        return {"loss": loss, "domain": domain_loss.detach(),
                 "domain_acc": ((d_logits > 0).float() == d_target).float().mean(),
                 "lambda": torch.tensor(lam), **logs}
 
