@@ -48,7 +48,7 @@ class DANNConfig(RecipeConfig):
     shift: float = 1.0            # random translation of source images by up to this many pixels (0: none)
     target_entropy: float = 0.0   # weight of the entropy of C's prediction on target images (0: plain DANN)
     batch_size: int = 64          # per domain
-    steps: int = 2000
+    steps: int = 4000
 
     def check(self) -> None:
         super().check()
