@@ -117,3 +117,23 @@ def test_architecture_options_size_the_nets():
     nets = recipe_for(d_hidden=(12, 6), g_hidden=9, z_dim=4)[0].build()
     assert [l.out_features for l in nets["D"].layers] == [12, 6] and nets["D"].head.out_features == 10
     assert nets["G"].net[0].in_features == 4 and nets["G"].net[0].out_features == 9
+
+
+def test_fm_layer_picks_the_hidden_layer_feature_matching_reads():
+    rec, data = recipe_for(d_hidden=(12, 6), fm_layer=0)
+    torch.manual_seed(0)
+    nets = rec.build()
+    D = nets["D"].eval()
+    x = data.batch(torch.arange(4))["real"]
+    assert D.features(x, 0).shape == (4, 12) and D.features(x, -1).shape == (4, 6)
+    assert torch.equal(D.features(x, 1), D.features(x)) and torch.equal(D.head(D.features(x)), D(x))
+    D.train()
+    losses = []
+    for layer in (0, -1):
+        rec.cfg.fm_layer = layer
+        torch.manual_seed(1)
+        losses.append(rec.g_loss(nets, ctx_for(data))["loss"])
+    assert not torch.allclose(*losses)
+    with pytest.raises(GanforgeError, match="fm_layer"):
+        make_config("ssgan", overrides={"d_hidden": (16,), "fm_layer": 1})
+

@@ -45,6 +45,7 @@ class SSGANConfig(RecipeConfig):
     unsupervised: bool = True         # false: supervised-only baseline (same D, labelled subset only)
     unsup_weight: float = 1.0         # w, weight of L_unsupervised
     feature_matching: bool = True     # G loss: feature matching (§3.1); false: non-saturating -log D(G(z))
+    fm_layer: int = -1                # which of D's hidden layers feature matching reads (-1: the last)
     d_hidden: tuple[int, ...] = (256, 128, 128)
     g_hidden: int = 256
     input_noise: float = 0.3          # std of Gaussian noise on D's input (training only)
@@ -53,7 +54,8 @@ class SSGANConfig(RecipeConfig):
     g_lr: float = 1e-3
     d_lr: float = 1e-3
     batch_size: int = 100
-    steps: int = 3000
+    steps: int = 10000
+    lr_decay_start: float = 0.5       # both lrs decay linearly to 0 over the second half
     loss: str = "ns"                  # the paper's (the K+1 cross-entropy), or another losses.ADVERSARIAL name
 
     def check(self) -> None:
@@ -63,6 +65,9 @@ class SSGANConfig(RecipeConfig):
             raise GanforgeError(f"config key 'labels_per_class' must be >= 1; got {self.labels_per_class}")
         if self.input_noise < 0 or self.hidden_noise < 0 or not self.d_hidden:
             raise GanforgeError("ssgan: noise stds must be >= 0 and d_hidden must list at least one width")
+        if not -len(self.d_hidden) <= self.fm_layer < len(self.d_hidden):
+            raise GanforgeError(f"config key 'fm_layer' must index d_hidden ({len(self.d_hidden)} layers); "
+                                f"got {self.fm_layer}")
 
 
 def log_d(logits: Tensor) -> Tensor:
@@ -125,10 +130,12 @@ class NoisyMLPClassifier(nn.Module):
     def _noise(self, x: Tensor, std: float) -> Tensor:
         return x + std * torch.randn_like(x) if self.training and std > 0 else x
 
-    def features(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor, layer: int = -1) -> Tensor:
+        """The output of hidden layer `layer` (noise included while training; -1: the last)."""
+        stop = layer % len(self.layers)
         h = self._noise(x.flatten(1), self.input_noise)
-        for layer in self.layers:
-            h = self._noise(F.leaky_relu(layer(h), 0.2), self.hidden_noise)
+        for i, lin in enumerate(self.layers[:stop + 1]):
+            h = self._noise(F.leaky_relu(lin(h), 0.2), self.hidden_noise)
         return h
 
     def forward(self, x: Tensor) -> Tensor:
@@ -202,8 +209,9 @@ class SSGAN(Recipe):
         fake = nets["G"](self.noise(ctx.batch_size, ctx.device))
         if self.cfg.feature_matching:
             with torch.no_grad():
-                real_features = D.features(ctx.real)
-            return {"loss": feature_matching(real_features=real_features, fake_features=D.features(fake))}
+                real_features = D.features(ctx.real, self.cfg.fm_layer)
+            return {"loss": feature_matching(real_features=real_features,
+                                             fake_features=D.features(fake, self.cfg.fm_layer))}
         # ns: -E log D(G(z)), the non-saturating loss on C = lse
         return {"loss": L.g_loss(self.cfg.loss, fake_logits=d_logit(D(fake)), score_real=lambda: d_logit(D(ctx.real)))}
 
