@@ -32,7 +32,7 @@ from ganforge.data import resolve
 from ganforge.errors import GanforgeError
 from ganforge.metrics.digits import load_digits_evaluator, stacked_modes
 
-# R3GAN's loss ablation; gamma is the one of the run's config (its R2 gamma equals its R1 gamma)
+# R3GAN's loss ablation: each row sets the loss and switches penalties off; a penalty left on keeps the run's gamma
 ABLATION = {"GAN": {"loss": "ns", "r1_gamma": 0.0, "r2_gamma": 0.0},
             "GAN + R1": {"loss": "ns", "r2_gamma": 0.0},
             "RpGAN + R1": {"loss": "rpgan", "r2_gamma": 0.0},

@@ -33,7 +33,7 @@ def local_server(tmp_path, monkeypatch):
             super().do_GET()
 
         def log_message(self, *args):
-            pass
+            """Silent: a request line per download would bury the test's own output."""
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -129,9 +129,9 @@ def load_photo_task(task: str, split: str, resolution: int | None, channels: int
     photos = load_photos(split, task)
     rng = np.random.default_rng(seed if split == "train" else 10_000 + seed)
     a_list, b_list = [], []
-    n_crops = int(np.clip(2 ** 24 // (3 * res * res), 64, 2000))
-    if scale > 1:   # SR learns local texture: a fixed set of 1,365 64-px crops is memorised within 2,000 steps
-        n_crops = int(np.clip(2 ** 27 // (3 * res * res), 64, SR_MAX_CROPS))
+    # SR learns local texture: a fixed set of 1,365 64-px crops is memorised within 2,000 steps, so it gets more
+    n_crops = (int(np.clip(2 ** 27 // (3 * res * res), 64, SR_MAX_CROPS)) if scale > 1
+               else int(np.clip(2 ** 24 // (3 * res * res), 64, 2000)))
     for k, (name, photo) in enumerate(photos):
         scaled = scale_photo(photo, photo_short_side(res))
         if min(scaled.shape[-2:]) < res:
