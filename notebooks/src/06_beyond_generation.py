@@ -142,11 +142,11 @@ assert errors["semi-supervised GAN"] < errors["supervised only"]
 # %%
 accuracy = {}
 for name, preset in (("DANN", "fonts2digits"), ("source only", "fonts2digits-source-only")):
-    run = ganforge.train("dann", preset=preset, out=RUNS / f"dann-{preset}", steps=800, sample_every=800)
+    run = ganforge.train("dann", preset=preset, out=RUNS / f"dann-{preset}", steps=1600, sample_every=1600)
     row = last_row(Path(run["run_dir"]) / "plots" / "accuracy.jsonl")
     accuracy[name] = row["target_accuracy"]
     print(f"{name:12s} accuracy on real digits {row['target_accuracy']:.3f} (on fonts, the source: {row['source_accuracy']:.3f})")
-show(RUNS / "dann-fonts2digits" / "plots" / "predictions-step-000800.png", width=500)
+show(RUNS / "dann-fonts2digits" / "plots" / "predictions-step-001600.png", width=500)
 assert accuracy["DANN"] > accuracy["source only"] + 0.02
 
 # %% [markdown]
