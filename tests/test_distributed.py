@@ -136,7 +136,7 @@ WORKER = textwrap.dedent(r'''
         bns = [m for m in t.nets["G"].modules() if "BatchNorm" in type(m).__name__]
         out[f"bn_types_{sync}"] = sorted({type(m).__name__ for m in bns})
         out[f"bn_running_{sync}"] = [m.running_mean.tolist() for m in bns]
-    torch.distributed.destroy_process_group()
+    D.shutdown()                               # what atexit does, here before the files are written
     with open(d + f"/rank{r}.json", "w") as f:
         json.dump(out, f)
 ''')
@@ -245,6 +245,27 @@ def test_torchrun_cli(tmp_path):
     assert summary["performance"]["effective_batch_size"] == 8 and summary["images"] == 16
     assert (out / "checkpoints" / "latest").read_text().strip() == "step-000002"
     assert sorted(x.name for x in (out / "samples").iterdir()) == ["step-000002.png"]
+
+
+def test_shutdown_returns_when_a_peer_is_gone(tmp_path):
+    """The exit-time barrier (distributed.shutdown) must not hold a rank for the group's 30-minute timeout
+    when its peer has already left: rank 1 exits at once, rank 0 still leaves within the barrier's timeout."""
+    script = tmp_path / "leave.py"
+    script.write_text(textwrap.dedent('''
+        import os, sys, time, torch
+        from ganforge.training import distributed as D
+        env, _ = D.setup(torch.device("cpu"))
+        if env.rank == 1:
+            os._exit(0)                 # gone without a word: no barrier, no destroy
+        time.sleep(1)
+        t = time.perf_counter()
+        D.shutdown(timeout_s=3)
+        print(f"left after {time.perf_counter() - t:.1f} s", flush=True)
+    '''))
+    p = subprocess.run(_torchrun(str(script)), env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert float(p.stdout.split("left after ")[1].split()[0]) < 10, p.stdout
 
 
 def test_batches_shards_are_disjoint_and_cover_the_epoch():

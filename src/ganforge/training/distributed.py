@@ -89,16 +89,31 @@ def setup(device: torch.device) -> tuple[DistEnv, torch.device]:
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
         # one group per process, left at exit: later Trainers in the same process (train, then resume) reuse
         # it, because re-creating a group on the same MASTER_PORT can deadlock the rendezvous
-        atexit.register(_destroy)
+        atexit.register(shutdown)
     elif dist.get_world_size() != world:
         raise GanforgeError(f"a process group of size {dist.get_world_size()} already exists, "
                             f"but WORLD_SIZE={world}")
     return DistEnv(rank, world, local, dist.get_backend()), device
 
 
-def _destroy() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(timeout_s: float = 30.0) -> None:
+    """Leave the job: wait for every rank (gloo), then destroy the group. Runs at exit (atexit), while the
+    interpreter is still whole; a script that uses the group itself may call it first.
+
+    Why the wait: a gloo worker thread drops its last reference to a collective's tensors a moment after the
+    collective returns, and that decref takes the GIL. If the interpreter is already finalizing by then, the
+    thread is unwound through C++ code that cannot unwind: "terminate called without an active exception",
+    SIGABRT, and torchrun reports a failed job after a finished training (seen on a busy 2-core machine,
+    where that thread can be descheduled for longer than the exit takes). The barrier is a round trip to
+    every peer after the last collective, so each rank's threads have had that long to let go; it also keeps
+    a rank from tearing its connections down while a slower peer still talks to it. monitored_barrier's
+    timeout lets a rank whose peer has failed still exit (the error is the peer's, already reported)."""
+    if not dist.is_initialized():
+        return
+    if dist.get_backend() == "gloo":
+        with contextlib.suppress(RuntimeError):
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout_s))
+    dist.destroy_process_group()
 
 
 class Gate:
