@@ -1,5 +1,6 @@
 """`shapeswap:circles2squares` (any two of circles, squares, triangles): an offline unpaired-translation
-task (CycleGAN, arXiv:1703.10593) drawn by the `shapes` renderer (data/shapes.py).
+task (CycleGAN, arXiv:1703.10593) drawn by the `shapes` renderer (data/shapes.py). `shapeswap:plain2striped`
+and `striped2plain` are the appearance tasks of data/shapestyle.py (the same shapes, flat or striped).
 
 Unpaired in training (the two domains are independent draws), aligned in the test split, so a translator can
 be scored on whether it changed the kind and kept colour, background, size and position
@@ -13,6 +14,7 @@ from ..registry import DATASETS
 from .base import Data, DataInfo, PairedData, UnpairedData, pair_info
 from .images import to_nchw
 from .shapes import render_shape_pair, render_shapes
+from .shapestyle import load_style, parse_style
 
 SHAPES_RESOLUTION = 32
 SHAPE_KINDS = {"circles": "circle", "squares": "square", "triangles": "triangle"}
@@ -22,7 +24,8 @@ def parse_shapeswap(task: str) -> tuple[str, str]:
     src, sep, dst = task.partition("2")
     if not sep or src not in SHAPE_KINDS or dst not in SHAPE_KINDS or src == dst:
         raise GanforgeError(f"unknown shapeswap task {task!r}; use shapeswap:A2B with A, B two of "
-                            f"{', '.join(SHAPE_KINDS)} (e.g. shapeswap:circles2squares)")
+                            f"{', '.join(SHAPE_KINDS)} (e.g. shapeswap:circles2squares), or a texture "
+                            f"task: shapeswap:plain2striped, shapeswap:striped2plain")
     return SHAPE_KINDS[src], SHAPE_KINDS[dst]
 
 
@@ -36,10 +39,12 @@ def shapeswap_test_set(task: str, resolution: int = SHAPES_RESOLUTION, n: int = 
 
 def load_shapeswap(task: str, split: str, resolution: int | None, channels: int | None,
                    seed: int = 0, n: int = 1000) -> tuple[Data, DataInfo]:
-    kinds = parse_shapeswap(task)
     if channels not in (None, 3):
         raise GanforgeError("shapeswap tasks are colour images: drop channels (or use channels=3)")
     res = resolution or SHAPES_RESOLUTION
+    if parse_style(task):
+        return load_style(task, split, res, seed=seed, n=n)
+    kinds = parse_shapeswap(task)
     extra = {"task": f"shapeswap:{task}", "kinds": list(kinds)}
     if split == "train":   # two independent draws: no image of A has its counterpart in B
         a, b = (to_nchw(render_shapes(n, res, seed=seed * 2 + d, kinds=(kinds[d],))[0]) for d in (0, 1))

@@ -73,6 +73,11 @@ class CycleGAN(Translator):
         "circles2squares": {"data": "shapeswap:circles2squares", "resolution": 32, "batch_size": 4,
                             "g_width": 16, "g_blocks": 3, "d_width": 32, "d_layers": 2, "norm": "batch",
                             "lambda_id": 0.1, "steps": 1000, "sample_every": 250},
+        # the appearance task CycleGAN is made for (Sec. 5.2: colour and texture), flat <-> striped shapes
+        # (data/shapestyle.py); circles2squares' sizes, which keep colours and shapes (docs/cyclegan.md)
+        "plain2striped": {"data": "shapeswap:plain2striped", "resolution": 32, "batch_size": 4,
+                          "g_width": 16, "g_blocks": 3, "d_width": 32, "d_layers": 2, "norm": "batch",
+                          "lambda_id": 0.1, "steps": 1000, "sample_every": 250},
         "horse2zebra": {"data": "unpaired:data/horse2zebra", "resolution": 256, "g_blocks": 9,
                         "steps": 266800, "sample_every": 5000, "checkpoint_every": 10000},
     }
