@@ -136,6 +136,39 @@ def test_direction_swaps_input_and_target():
     assert x.shape[1] == 3 and y.shape[1] == 1
 
 
+def test_ycbcr_is_bt601_and_inverts_exactly():
+    from ganforge.data.images import set_channels
+    from ganforge.models.image2image import rgb_to_chroma, ycbcr_to_rgb
+    rgb = torch.rand(2, 3, 5, 5) * 1.6 - 0.8
+    y = (rgb * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    assert torch.allclose(ycbcr_to_rgb(y, rgb_to_chroma(rgb)), rgb, atol=1e-5)
+    grey = torch.full((1, 3, 2, 2), 0.3)
+    assert torch.allclose(rgb_to_chroma(grey), torch.zeros(1, 2, 2, 2), atol=1e-6)      # grey has no chroma
+    u8 = torch.randint(0, 256, (1, 3, 4, 4), dtype=torch.uint8)   # the data's grey input is this luma (+-1/2)
+    assert (set_channels(u8, 1).float() - (u8.float() * torch.tensor([.299, .587, .114]).view(1, 3, 1, 1))
+            .sum(1, keepdim=True)).abs().max() <= 0.5 + 1e-3
+
+
+def test_keep_luma_predicts_chroma_and_keeps_the_input_luma():
+    recipe, data = recipe_for(data="photos:gray2color", keep_luma=True)
+    G = recipe.build()["G"]
+    assert G.net.ups[-1][0].out_channels == 2                                          # Cb, Cr only
+    x = data.batch(torch.arange(4))["cond"]
+    with torch.no_grad():
+        out = G(x)
+    luma = (out * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    inside = (out.abs() < 0.999).all(1, keepdim=True)                                  # not clamped
+    assert out.shape[1] == 3 and inside.float().mean() > 0.5
+    assert torch.allclose(luma[inside], x[inside], atol=1e-5)
+    plain = recipe_for(data="photos:gray2color")[0].build()["G"]
+    with torch.no_grad():
+        y = plain(x)
+    assert not torch.allclose((y * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True), x,
+                              atol=1e-2)
+    with pytest.raises(GanforgeError, match="keep_luma"):
+        recipe_for(data="photos:gray2color", direction="BtoA", keep_luma=True)[0].build()
+
+
 def test_dropout_is_g_noise_at_test_time_and_norm_option():
     recipe, _ = recipe_for()
     G = recipe.build()["G"].eval()

@@ -317,3 +317,36 @@ class ImagePool:
                                 f"resume with the same pool size")
         self.images = [im.clone() for im in state["images"]]
         self.generator.set_state(state["generator"])
+
+
+# JPEG's full-range YCbCr (ITU-R BT.601 luma, the weights data/images.set_channels uses for grey): linear, so
+# in [-1, 1] units Y of an RGB grey (c, c, c) is c and its chroma (Cb, Cr) is 0
+_CHROMA = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_FROM_YCBCR = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
+
+
+def rgb_to_chroma(rgb: Tensor) -> Tensor:
+    """N x 3 x H x W RGB in [-1, 1] -> N x 2 x H x W (Cb, Cr), each in [-1, 1]."""
+    return torch.einsum("ck,nkhw->nchw", _CHROMA.to(rgb), rgb)
+
+
+def ycbcr_to_rgb(y: Tensor, chroma: Tensor) -> Tensor:
+    """N x 1 luma and N x 2 chroma in [-1, 1] -> N x 3 RGB, clamped to [-1, 1] (out-of-gamut pairs)."""
+    return torch.einsum("ck,nkhw->nchw", _FROM_YCBCR.to(y), torch.cat([y, chroma], 1)).clamp(-1, 1)
+
+
+class KeepLuma(nn.Module):
+    """Colourisation that keeps the grey input as the output's luma: `net` maps the N x 1 luma to 2 chroma
+    channels (Cb, Cr) and the output is the RGB of (input luma, predicted chroma). pix2pix colourised this
+    way, L -> ab (Isola et al. 2017, Sec. 4.5, after Zhang et al. 2016); YCbCr instead of Lab because the
+    grey input is BT.601 luma exactly, so the output's luma is the input's wherever it stays in gamut and G
+    spends its capacity on colour alone, not on redrawing the brightness it was given."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, y: Tensor) -> Tensor:
+        if y.shape[1] != 1:
+            raise ArchitectureError(f"KeepLuma takes a 1-channel luma input, got {y.shape[1]} channels")
+        return ycbcr_to_rgb(y, self.net(y))

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .. import losses as L
 from ..errors import GanforgeError
-from ..models.image2image import PatchDiscriminator, UNetGenerator, patch_layers_for
+from ..models.image2image import KeepLuma, PatchDiscriminator, UNetGenerator, patch_layers_for
 from ..registry import RECIPES
 from .base import Nets, Phase, RecipeConfig, StepContext, Translator
 
@@ -56,6 +56,7 @@ class Pix2PixConfig(RecipeConfig):
     d_layers: int = 0            # PatchGAN stride-2 layers; 0 = patch_layers_for(resolution) (3 = 70x70)
     dropout: float = 0.5         # G's noise: dropout in the first 3 decoder layers, also at test time
     norm: str = "batch"          # batch | instance (in G and D)
+    keep_luma: bool = False      # grey -> colour: G predicts chroma only, the output's luma is the input (KeepLuma)
 
     def check(self) -> None:
         super().check()
@@ -80,8 +81,9 @@ class Pix2Pix(Translator):
     presets = {
         "edges2photo": {"data": "photos:edges2photo", "resolution": 32, "batch_size": 16, "g_width": 16,
                         "d_width": 16, "steps": 800, "sample_every": 200},
+        # G predicts chroma and keeps the grey input as the luma (KeepLuma; the paper's L -> ab, Sec. 4.5)
         "gray2color": {"data": "photos:gray2color", "resolution": 32, "batch_size": 16, "g_width": 16,
-                       "d_width": 16, "steps": 800, "sample_every": 200},
+                       "d_width": 16, "keep_luma": True, "steps": 800, "sample_every": 200},
         "facades": {"data": "paired:data/facades", "direction": "BtoA", "resolution": 256, "steps": 80000,
                     "sample_every": 2000, "checkpoint_every": 5000},
     }
@@ -97,8 +99,15 @@ class Pix2Pix(Translator):
         if (h, w) != (h_out, w_out):
             raise GanforgeError(f"pix2pix translates between images of one size; {self.info.spec!r} pairs "
                                 f"{h}x{w} with {h_out}x{w_out} (for super-resolution use the srgan recipe)")
+        if c.keep_luma and (c_in, c_out) != (1, 3):
+            raise GanforgeError(f"keep_luma=true colourises: it needs 1-channel inputs and 3-channel targets; "
+                                f"{self.info.spec!r} ({c.direction}) maps {c_in} to {c_out} channels. Use "
+                                f"photos:gray2color, or keep_luma=false")
         try:
-            G = UNetGenerator(c_in, c_out, h, width=c.g_width, dropout=c.dropout, norm=c.norm)
+            G = UNetGenerator(c_in, 2 if c.keep_luma else c_out, h, width=c.g_width, dropout=c.dropout,
+                              norm=c.norm)
+            if c.keep_luma:
+                G = KeepLuma(G)
             layers = c.d_layers or patch_layers_for(h)
             D = PatchDiscriminator(c_in + c_out, c.d_width, layers=layers, norm=c.norm)
             if h // 2 ** layers < 3:
