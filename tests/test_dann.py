@@ -179,3 +179,22 @@ def test_target_entropy_adds_the_weighted_entropy_of_target_predictions():
     rec.cfg.target_entropy = 0.0
     torch.manual_seed(1)
     assert "target_entropy" not in rec.loss(nets, ctx_for(data))
+
+
+def test_conditional_domain_input_is_the_outer_product_with_detached_predictions():
+    rec, data = recipe_for(conditional=True, width=3, hidden=5)
+    torch.manual_seed(0)
+    nets = rec.build()
+    assert nets["Dom"][0].in_features == 48 * 10                   # f (x) g: feature dim x classes
+    f = torch.randn(4, 48, requires_grad=True)
+    h = rec.domain_input(nets, f)
+    g = torch.softmax(nets["C"](f), 1)
+    assert torch.allclose(h.view(4, 10, 48), g[:, :, None] * f[:, None, :], atol=1e-6)
+    h.sum().backward()                                              # through f only: g is a constant (CDAN)
+    assert torch.allclose(f.grad, g.sum(1, keepdim=True).expand(4, 48).detach(), atol=1e-5)
+    assert all(p.grad is None for p in nets["C"].parameters())
+    plain, _ = recipe_for(width=3, hidden=5)
+    assert plain.build()["Dom"][0].in_features == 48 and plain.domain_input(nets, f) is f
+    torch.manual_seed(1)
+    out = rec.loss(nets, ctx_for(data))
+    assert torch.isfinite(out["domain"]) and out["loss"] > out["label"]

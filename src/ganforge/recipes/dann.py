@@ -47,6 +47,7 @@ class DANNConfig(RecipeConfig):
     lr_anneal: bool = False       # the paper's mu_p = mu_0 / (1 + 10 p)^0.75 (§5.2.2); false: constant lr
     shift: float = 1.0            # random translation of source images by up to this many pixels (0: none)
     target_entropy: float = 0.0   # weight of the entropy of C's prediction on target images (0: plain DANN)
+    conditional: bool = False     # CDAN: Dom sees f (x) softmax(C(f)), aligning each class's features (not DANN's)
     batch_size: int = 64          # per domain
     steps: int = 4000
 
@@ -125,7 +126,18 @@ class DANN(ImageToImage):
             raise GanforgeError(f"dann works on images; {self.info.spec!r} holds {self.info.kind}")
         k = self.source.info.num_classes
         F_ = FeatureExtractor(self.info.shape[0], self.cfg.width)
-        return nn.ModuleDict({"F": F_, "C": _mlp(F_.dim, self.cfg.hidden, k), "Dom": _mlp(F_.dim, self.cfg.hidden, 1)})
+        d_in = F_.dim * k if self.cfg.conditional else F_.dim
+        return nn.ModuleDict({"F": F_, "C": _mlp(F_.dim, self.cfg.hidden, k), "Dom": _mlp(d_in, self.cfg.hidden, 1)})
+
+    def domain_input(self, nets: Nets, f: Tensor) -> Tensor:
+        """What Dom judges: the features f, or with `conditional` CDAN's multilinear map f (x) g, g = softmax(C(f))
+        (Long et al. 2018, arXiv:1705.10667, eq. 4-5), so matching the domains means matching each class's
+        features, not only their mixture. g is a constant there, as in the authors' code: the reversed gradient
+        reaches F through f alone."""
+        if not self.cfg.conditional:
+            return f
+        g = F.softmax(nets["C"](f), 1).detach()
+        return torch.bmm(g.unsqueeze(2), f.unsqueeze(1)).flatten(1)
 
     def lambd(self, step: int) -> float:
         return self.cfg.domain_weight * lambda_schedule(step / self.cfg.steps, self.cfg.gamma)
@@ -149,7 +161,7 @@ class DANN(ImageToImage):
             return {"loss": label_loss, **logs}
         ft = nets["F"](ctx.real)                                     # target images; their labels are never read
         lam = self.lambd(ctx.step)
-        d_logits = nets["Dom"](grad_reverse(torch.cat([fs, ft]), lam)).squeeze(1)
+        d_logits = nets["Dom"](grad_reverse(self.domain_input(nets, torch.cat([fs, ft])), lam)).squeeze(1)
         d_target = torch.cat([torch.ones(len(fs)), torch.zeros(len(ft))]).to(d_logits)   # 1 = source
         domain_loss = F.binary_cross_entropy_with_logits(d_logits, d_target)
         loss = label_loss + domain_loss
