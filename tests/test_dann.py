@@ -198,3 +198,26 @@ def test_conditional_domain_input_is_the_outer_product_with_detached_predictions
     torch.manual_seed(1)
     out = rec.loss(nets, ctx_for(data))
     assert torch.isfinite(out["domain"]) and out["loss"] > out["label"]
+
+
+def test_entropy_weight_is_cdan_e_s_weighting():
+    rec, data = recipe_for(conditional=True, entropy_weight=True, width=3, hidden=5)
+    torch.manual_seed(0)
+    nets = rec.build()
+    with torch.no_grad():
+        nets["C"][-1].weight.mul_(200)                                  # confident on some inputs, not on all
+    f = torch.randn(6, 48)
+    d_logits, d_target = torch.randn(6), torch.tensor([1.0, 1, 1, 0, 0, 0])
+    logp = torch.log_softmax(nets["C"](f), 1).detach()
+    w = 1 + torch.exp((logp.exp() * logp).sum(1))                      # 1 + exp(-H(g))
+    w = torch.cat([w[:3] / w[:3].sum(), w[3:] / w[3:].sum()])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(d_logits, d_target, reduction="none")
+    got = rec.weighted_domain_loss(nets, f, d_logits, d_target)
+    assert torch.allclose(got, (w * bce).sum() / w.sum(), atol=1e-6)
+    assert not torch.allclose(got, bce.mean(), atol=1e-4)               # the weights change the loss
+    torch.nn.init.zeros_(nets["C"][-1].weight), torch.nn.init.zeros_(nets["C"][-1].bias)
+    assert torch.allclose(rec.weighted_domain_loss(nets, f, d_logits, d_target), bce.mean(), atol=1e-6)  # uniform g
+    torch.manual_seed(1)
+    assert torch.isfinite(rec.loss(nets, ctx_for(data))["domain"])
+    with pytest.raises(GanforgeError, match="conditional=true"):
+        recipe_for(entropy_weight=True)

@@ -48,6 +48,7 @@ class DANNConfig(RecipeConfig):
     shift: float = 1.0            # random translation of source images by up to this many pixels (0: none)
     target_entropy: float = 0.0   # weight of the entropy of C's prediction on target images (0: plain DANN)
     conditional: bool = False     # CDAN: Dom sees f (x) softmax(C(f)), aligning each class's features (not DANN's)
+    entropy_weight: bool = False  # CDAN+E: each example's domain loss weighted by 1 + exp(-H(g)) (needs conditional)
     batch_size: int = 64          # per domain
     steps: int = 4000
 
@@ -57,6 +58,8 @@ class DANNConfig(RecipeConfig):
             raise GanforgeError("config keys 'domain_weight' must be >= 0 and 'gamma' > 0")
         if self.shift < 0 or self.target_entropy < 0:
             raise GanforgeError("config keys 'shift' and 'target_entropy' must be >= 0")
+        if self.entropy_weight and not self.conditional:
+            raise GanforgeError("config key 'entropy_weight' is CDAN+E's: set conditional=true with it")
 
 
 def shift_images(x: Tensor, pixels: float) -> Tensor:
@@ -163,7 +166,10 @@ class DANN(ImageToImage):
         lam = self.lambd(ctx.step)
         d_logits = nets["Dom"](grad_reverse(self.domain_input(nets, torch.cat([fs, ft])), lam)).squeeze(1)
         d_target = torch.cat([torch.ones(len(fs)), torch.zeros(len(ft))]).to(d_logits)   # 1 = source
-        domain_loss = F.binary_cross_entropy_with_logits(d_logits, d_target)
+        if self.cfg.entropy_weight:
+            domain_loss = self.weighted_domain_loss(nets, torch.cat([fs, ft]), d_logits, d_target)
+        else:
+            domain_loss = F.binary_cross_entropy_with_logits(d_logits, d_target)
         loss = label_loss + domain_loss
         if self.cfg.target_entropy > 0:
             logp = F.log_softmax(nets["C"](ft), 1)
@@ -173,6 +179,18 @@ class DANN(ImageToImage):
         return {"loss": loss, "domain": domain_loss.detach(),
                 "domain_acc": ((d_logits > 0).float() == d_target).float().mean(),
                 "lambda": torch.tensor(lam), **logs}
+
+    def weighted_domain_loss(self, nets: Nets, f: Tensor, d_logits: Tensor, d_target: Tensor) -> Tensor:
+        """CDAN+E (Long et al. 2018, eq. 8): example i's domain loss weighted by w_i = 1 + exp(-H(g_i)), g_i its
+        class prediction, so confident examples steer the alignment and uncertain ones (the likely wrong
+        classes of a target batch) matter less; weights normalised within each domain, as in the authors' code."""
+        with torch.no_grad():
+            logp = F.log_softmax(nets["C"](f), 1)
+            w = 1 + torch.exp((logp.exp() * logp).sum(1))              # 1 + exp(-H)
+            for side in (d_target == 1, d_target == 0):
+                w[side] = w[side] / w[side].sum()
+        bce = F.binary_cross_entropy_with_logits(d_logits, d_target, reduction="none")
+        return (w * bce).sum() / w.sum()
 
     # DANN generates nothing; the trainer's sample grids show source images
     def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> Tensor:
