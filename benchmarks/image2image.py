@@ -18,9 +18,15 @@ super-resolution against bicubic, and CycleGAN's circles -> squares criterion.
   the same attributes drawn as squares (metrics.shapeswap.shapeswap_scores): kind_acc (the circle's
   corners filled like the true square's), colour / background kept, swap_acc (all three in one image), L1;
   the identity map as the baseline, the true squares as the ceiling.
+- CycleGAN on shapeswap:plain2striped (`stripes`: the appearance change CycleGAN is made for, Sec. 5.2):
+  `cyclegan --preset plain2striped` once per seed (--seeds, default 3), both directions on 256 held-out
+  pairs. judged: the share of translations a small CNN, trained here on real images of both domains (its
+  held-out accuracy printed), puts in the target domain; IoU: shape-mask IoU of input and translation
+  (data.shapestyle.shape_mask, the same rule for both); texture: interior texture energy (0 = flat).
 
     python benchmarks/image2image.py                       # everything (about 27 minutes on 2 busy cores)
     python benchmarks/image2image.py --only sr,cyclegan --steps-scale 0.5
+    python benchmarks/image2image.py --only stripes --seeds 3
 """
 from __future__ import annotations
 
@@ -33,15 +39,17 @@ from pathlib import Path
 import torch
 
 import ganforge
+from ganforge.commands.translate import load_translator
 from ganforge.data import resolve
 from ganforge.data.photos import load_photos, photo_short_side, scale_photo
+from ganforge.data.shapestyle import mask_iou, share_judged, style_test_set, texture_energy
 from ganforge.data.shapeswap import shapeswap_test_set
 from ganforge.metrics.image_quality import l1, psnr, ssim
 from ganforge.metrics.shapeswap import shapeswap_scores
 from ganforge.recipes.srgan import bicubic_down, bicubic_up
 from ganforge.viz import save_columns, save_grid
 
-SECTIONS = ("pix2pix", "sr", "cyclegan")
+SECTIONS = ("pix2pix", "sr", "cyclegan", "stripes")
 # fp32: the numbers in docs/ were measured so (precision=auto would pick bf16 autocast on some CPUs)
 QUIET = {"sample_every": 10 ** 9, "checkpoint_every": 10 ** 9, "log_every": 100, "precision": "fp32"}
 
@@ -195,10 +203,69 @@ def cyclegan(out: Path, steps: int) -> dict:
     return results
 
 
+def domain_classifier(seed: int = 0, steps: int = 300) -> tuple[torch.nn.Module, float]:
+    """A small CNN told plain (0) from striped (1) on REAL training images of both domains (the training
+    split's two independent draws), and its accuracy on the held-out real images of both."""
+    torch.manual_seed(seed)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+                        nn.Linear(32, 2))
+    train_data, _ = resolve("shapeswap:plain2striped", resolution=32)
+    x = torch.cat([train_data.a, train_data.x]).float() / 127.5 - 1   # .x: domain B (data/base.py)
+    y = torch.cat([torch.zeros(len(train_data.a)), torch.ones(len(train_data.x))]).long()
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(len(x), (64,), generator=g)
+        loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    a, b, _ = style_test_set("plain2striped", 32, n=256)
+    acc = (share_judged(net, a.float() / 127.5 - 1, 0) + share_judged(net, b.float() / 127.5 - 1, 1)) / 2
+    return net, acc
+
+
+def stripes(out: Path, steps: int, seeds: int = 3) -> dict:
+    """plain <-> striped, both directions, `seeds` trainings of the preset (module docstring)."""
+    a, b, _ = style_test_set("plain2striped", 32, n=256)
+    x, y = a.float() / 127.5 - 1, b.float() / 127.5 - 1
+    clf, acc = domain_classifier()
+    print(f"domain classifier (small CNN on real images): held-out accuracy {acc:.3f} (256 plain + 256 striped)")
+
+    def row(src, fake, target):
+        return {"judged_target": share_judged(clf, fake, target), "mask_iou": mask_iou(src, fake).mean().item(),
+                "texture": texture_energy(fake).mean().item()}
+    results = {"A->B identity map (baseline)": row(x, x, 1), "A->B true striped (ceiling)": row(x, y, 1),
+               "B->A identity map (baseline)": row(y, y, 0), "B->A true plain (ceiling)": row(y, x, 0)}
+    runs = {}
+    for seed in range(seeds):
+        run, secs = train("cyclegan", "plain2striped", out / f"cyclegan-plain2striped-seed{seed}", steps=steps,
+                          seed=seed)
+        fake_b, fake_a = (translate(load_translator(run, d)[1], z) for d, z in (("AtoB", x), ("BtoA", y)))
+        runs[seed] = {"A->B": row(x, fake_b, 1), "B->A": row(y, fake_a, 0), "seconds": round(secs)}
+        last = json.loads((run / "summary.json").read_text())["last_log"]
+        print(f"seed {seed}: {secs:.0f} s; last log " + ", ".join(f"{k} {v:.3f}" for k, v in last.items()
+                                                               if k.startswith(("G/", "D/"))), flush=True)
+        if seed == 0:
+            save_grid(torch.stack([x[:10], fake_b[:10], y[:10], fake_a[:10]], 1).flatten(0, 1),
+                      out / "cyclegan-plain2striped.png", nrow=4, upscale=3)
+    for d in ("A->B", "B->A"):
+        for seed, r in runs.items():
+            results[f"{d} CycleGAN seed {seed}"] = {**r[d], "seconds": r["seconds"]}
+        results[f"{d} CycleGAN mean of {seeds}"] = {k: sum(r[d][k] for r in runs.values()) / seeds
+                                                   for k in runs[0][d]}
+    results["domain classifier held-out accuracy"] = {"judged_target": acc}
+    return results
+
+
 def table(results: dict) -> str:
     keys = sorted({k for r in results.values() for k in r if k not in ("per_photo", "seconds", "PSNR_per_seed")},
                   key=["L1", "PSNR", "SSIM", "HF", "colourfulness", "kind_acc", "color_acc", "background_acc",
-                       "swap_acc", "l1"].index)
+                       "swap_acc", "l1", "judged_target", "mask_iou", "texture"].index)
     lines = ["| | " + " | ".join(keys) + " | train s |", "|---" * (len(keys) + 2) + "|"]
     for name, r in results.items():
         cells = [f"{r[k]:.3f}" if k in r else "" for k in keys]
@@ -210,20 +277,26 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every run's steps by this")
-    p.add_argument("--seeds", type=int, default=1, help="sr: train the preset with seeds 0..N-1, report the mean")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="sr (default 1), stripes (default 3): train the preset with seeds 0..N-1, report the mean")
     p.add_argument("--out", default="runs/bench-image2image")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     from ganforge.recipes.srgan import SRGAN
-    steps = {"pix2pix": 800, "sr": SRGAN.presets["sr4"]["steps"], "cyclegan": 1000}
-    run = {"pix2pix": pix2pix, "sr": super_resolution, "cyclegan": cyclegan}
+    from ganforge.recipes.cyclegan import CycleGAN
+    steps = {"pix2pix": 800, "sr": SRGAN.presets["sr4"]["steps"], "cyclegan": 1000,
+             "stripes": CycleGAN.presets["plain2striped"]["steps"]}
+    run = {"pix2pix": pix2pix, "sr": super_resolution, "cyclegan": cyclegan, "stripes": stripes}
     everything = {}
     for section in a.only.split(","):
         n = max(3, round(steps[section] * a.steps_scale))
         t = time.perf_counter()
-        res = run[section](out, n, a.seeds) if section == "sr" else run[section](out, n)
+        if section in ("sr", "stripes"):
+            res = run[section](out, n, a.seeds or (1 if section == "sr" else 3))
+        else:
+            res = run[section](out, n)
         print(f"\n## {section} ({n} steps per run, {time.perf_counter() - t:.0f} s)\n\n{table(res)}", flush=True)
         everything[section] = {"steps": n, "results": res}
     (out / "results.json").write_text(json.dumps(everything, indent=2))
