@@ -5,9 +5,11 @@ super-resolution against bicubic, and CycleGAN's circles -> squares criterion.
   (colourisation, the paper's Sec. 4.5), next to the grey input itself; and L1 + cGAN on
   `photos:edges2photo`. Scored on the test split: the 32x32 tiles of the two held-out photos (chelsea,
   flower; never cropped for training). L1 in [-1, 1] units, PSNR (dB, data range 2) and SSIM (Wang 2004,
-  11x11 Gaussian window) per tile, averaged; colourfulness (Hasler & Suesstrunk 2003) shows how much
-  colour G dares (L1 alone gives washed-out colours, the paper's Fig. 7). G runs in eval mode with its
-  test-time dropout on, seeded.
+  11x11 Gaussian window) per tile, averaged; hue error (metrics/colour.py: mean CIELAB hue-angle distance
+  over the photo's coloured pixels, 90 for grey) and colourfulness (Hasler & Suesstrunk 2003), which shows
+  how much colour G dares (L1 alone gives washed-out colours, the paper's Fig. 7). The preset keeps the
+  input's luma (keep_luma); one more row is L1 + cGAN with an RGB output. `--seeds N` trains each N times
+  and reports the mean. G runs in eval mode with its test-time dropout on, seeded.
 - Super-resolution x4 (Ledig 2017): `srgan --preset sr4` as it is (its steps and precision, `--seeds` runs):
   its checkpoint at the end of pixel-loss pretraining is the SRResNet, its last checkpoint the SRGAN.
   Scored on the 15 held-out photos of photos:sr4, whole, at the training photos' scale (short side 256 px):
@@ -44,6 +46,7 @@ from ganforge.data import resolve
 from ganforge.data.photos import load_photos, photo_short_side, scale_photo
 from ganforge.data.shapestyle import mask_iou, share_judged, style_test_set, texture_energy
 from ganforge.data.shapeswap import shapeswap_test_set
+from ganforge.metrics.colour import colourfulness, hue_error
 from ganforge.metrics.image_quality import l1, psnr, ssim
 from ganforge.metrics.shapeswap import shapeswap_scores
 from ganforge.recipes.srgan import bicubic_down, bicubic_up
@@ -80,26 +83,29 @@ def show(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def colourfulness(x: torch.Tensor) -> float:
-    """Hasler & Suesstrunk 2003's colourfulness M (0 for grey, ~100 for very colourful), mean per image."""
-    r, g, b = ((x.clamp(-1, 1) + 1) * 127.5).unbind(1)
-    rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
-    spread = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False)).sqrt()
-    m = spread + 0.3 * (rg.mean(1) ** 2 + yb.mean(1) ** 2).sqrt()
-    return m.mean().item()
-
-
-def pix2pix(out: Path, steps: int) -> dict:
+def pix2pix(out: Path, steps: int, seeds: int = 1) -> dict:
+    """gray2color: the Table 1 ablation on the preset (G keeps the input's luma and predicts chroma), plus the
+    same L1 + cGAN with G drawing all three RGB channels (keep_luma=false); each the mean over `seeds`."""
     results, fakes = {}, {}
     test, _ = resolve("photos:gray2color", split="test", resolution=32)
     batch = test.batch(torch.arange(len(test)))
     grey = show(batch["cond"])
-    results["gray2color: grey input as is"] = {**scores(grey, batch["real"]), "colourfulness": colourfulness(grey)}
-    for variant, kw in (("L1", {"gan_weight": 0.0}), ("cGAN", {"lambda_l1": 0.0}), ("L1+cGAN", {})):
-        run, secs = train("pix2pix", "gray2color", out / f"pix2pix-gray2color-{variant}", steps=steps, **kw)
-        fakes[variant] = fake = translate(ganforge.load(run).G, batch["cond"])
-        results[f"gray2color {variant}"] = {**scores(fake, batch["real"]), "colourfulness": colourfulness(fake),
-                                            "seconds": round(secs)}
+    results["gray2color: grey input as is"] = {**scores(grey, batch["real"]), "colourfulness": colourfulness(grey),
+                                               "hue_error": hue_error(grey, batch["real"])}
+    for variant, kw in (("L1", {"gan_weight": 0.0}), ("cGAN", {"lambda_l1": 0.0}), ("L1+cGAN", {}),
+                        ("L1+cGAN, RGB output", {"keep_luma": False})):
+        rows = []
+        for seed in range(seeds):
+            run, secs = train("pix2pix", "gray2color", out / f"pix2pix-gray2color-{variant}-{seed}", steps=steps,
+                              seed=seed, **kw)
+            fake = translate(ganforge.load(run).G, batch["cond"])
+            fakes.setdefault(variant, fake)
+            rows.append({**scores(fake, batch["real"]), "hue_error": hue_error(fake, batch["real"]),
+                         "colourfulness": colourfulness(fake), "seconds": secs})
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+        mean["seconds"] = round(mean["seconds"])
+        mean["PSNR_per_seed"] = [round(r["PSNR"], 2) for r in rows]
+        results[f"gray2color {variant}"] = mean
     results["gray2color: true colour photo"] = {"colourfulness": colourfulness(batch["real"])}
     pick = torch.arange(0, len(test), max(1, len(test) // 8))[:8]
     grid = [grey[pick]] + [f[pick] for f in fakes.values()] + [batch["real"][pick]]
@@ -264,8 +270,8 @@ def stripes(out: Path, steps: int, seeds: int = 3) -> dict:
 
 def table(results: dict) -> str:
     keys = sorted({k for r in results.values() for k in r if k not in ("per_photo", "seconds", "PSNR_per_seed")},
-                  key=["L1", "PSNR", "SSIM", "HF", "colourfulness", "kind_acc", "color_acc", "background_acc",
-                       "swap_acc", "l1", "judged_target", "mask_iou", "texture"].index)
+                  key=["L1", "PSNR", "SSIM", "HF", "hue_error", "colourfulness", "kind_acc", "color_acc",
+                       "background_acc", "swap_acc", "l1", "judged_target", "mask_iou", "texture"].index)
     lines = ["| | " + " | ".join(keys) + " | train s |", "|---" * (len(keys) + 2) + "|"]
     for name, r in results.items():
         cells = [f"{r[k]:.3f}" if k in r else "" for k in keys]
@@ -278,7 +284,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every run's steps by this")
     p.add_argument("--seeds", type=int, default=None,
-                   help="sr (default 1), stripes (default 3): train the preset with seeds 0..N-1, report the mean")
+                   help="sr, pix2pix (default 1), stripes (default 3): train with seeds 0..N-1, report the mean")
     p.add_argument("--out", default="runs/bench-image2image")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -293,8 +299,8 @@ def main(argv=None) -> int:
     for section in a.only.split(","):
         n = max(3, round(steps[section] * a.steps_scale))
         t = time.perf_counter()
-        if section in ("sr", "stripes"):
-            res = run[section](out, n, a.seeds or (1 if section == "sr" else 3))
+        if section in ("sr", "stripes", "pix2pix"):
+            res = run[section](out, n, a.seeds or (3 if section == "stripes" else 1))
         else:
             res = run[section](out, n)
         print(f"\n## {section} ({n} steps per run, {time.perf_counter() - t:.0f} s)\n\n{table(res)}", flush=True)
