@@ -187,14 +187,14 @@ def test_conditional_domain_input_is_the_outer_product_with_detached_predictions
     nets = rec.build()
     assert nets["Dom"][0].in_features == 48 * 10                   # f (x) g: feature dim x classes
     f = torch.randn(4, 48, requires_grad=True)
-    h = rec.domain_input(nets, f)
+    h = rec.domain_input(f, nets["C"](f))
     g = torch.softmax(nets["C"](f), 1)
     assert torch.allclose(h.view(4, 10, 48), g[:, :, None] * f[:, None, :], atol=1e-6)
     h.sum().backward()                                              # through f only: g is a constant (CDAN)
     assert torch.allclose(f.grad, g.sum(1, keepdim=True).expand(4, 48).detach(), atol=1e-5)
     assert all(p.grad is None for p in nets["C"].parameters())
     plain, _ = recipe_for(width=3, hidden=5)
-    assert plain.build()["Dom"][0].in_features == 48 and plain.domain_input(nets, f) is f
+    assert plain.build()["Dom"][0].in_features == 48 and plain.domain_input(f, None) is f
     torch.manual_seed(1)
     out = rec.loss(nets, ctx_for(data))
     assert torch.isfinite(out["domain"]) and out["loss"] > out["label"]
@@ -212,11 +212,11 @@ def test_entropy_weight_is_cdan_e_s_weighting():
     w = 1 + torch.exp((logp.exp() * logp).sum(1))                      # 1 + exp(-H(g))
     w = torch.cat([w[:3] / w[:3].sum(), w[3:] / w[3:].sum()])
     bce = torch.nn.functional.binary_cross_entropy_with_logits(d_logits, d_target, reduction="none")
-    got = rec.weighted_domain_loss(nets, f, d_logits, d_target)
+    got = rec.weighted_domain_loss(nets["C"](f), d_logits, d_target)
     assert torch.allclose(got, (w * bce).sum() / w.sum(), atol=1e-6)
     assert not torch.allclose(got, bce.mean(), atol=1e-4)               # the weights change the loss
     torch.nn.init.zeros_(nets["C"][-1].weight), torch.nn.init.zeros_(nets["C"][-1].bias)
-    assert torch.allclose(rec.weighted_domain_loss(nets, f, d_logits, d_target), bce.mean(), atol=1e-6)  # uniform g
+    assert torch.allclose(rec.weighted_domain_loss(nets["C"](f), d_logits, d_target), bce.mean(), atol=1e-6)  # uniform g
     torch.manual_seed(1)
     assert torch.isfinite(rec.loss(nets, ctx_for(data))["domain"])
     with pytest.raises(GanforgeError, match="conditional=true"):

@@ -132,14 +132,15 @@ class DANN(ImageToImage):
         d_in = F_.dim * k if self.cfg.conditional else F_.dim
         return nn.ModuleDict({"F": F_, "C": _mlp(F_.dim, self.cfg.hidden, k), "Dom": _mlp(d_in, self.cfg.hidden, 1)})
 
-    def domain_input(self, nets: Nets, f: Tensor) -> Tensor:
-        """What Dom judges: the features f, or with `conditional` CDAN's multilinear map f (x) g, g = softmax(C(f))
-        (Long et al. 2018, arXiv:1705.10667, eq. 4-5), so matching the domains means matching each class's
-        features, not only their mixture. g is a constant there, as in the authors' code: the reversed gradient
-        reaches F through f alone."""
-        if not self.cfg.conditional:
+    @staticmethod
+    def domain_input(f: Tensor, class_logits: Tensor | None) -> Tensor:
+        """What Dom judges: the features f, or (given C's logits, `conditional`) CDAN's multilinear map f (x) g,
+        g = softmax(C(f)) (Long et al. 2018, arXiv:1705.10667, eq. 4-5), so matching the domains means matching
+        each class's features, not only their mixture. g is a constant there, as in the authors' code: the
+        reversed gradient reaches F through f alone."""
+        if class_logits is None:
             return f
-        g = F.softmax(nets["C"](f), 1).detach()
+        g = F.softmax(class_logits.detach(), 1)
         return torch.bmm(g.unsqueeze(2), f.unsqueeze(1)).flatten(1)
 
     def lambd(self, step: int) -> float:
@@ -164,10 +165,12 @@ class DANN(ImageToImage):
             return {"loss": label_loss, **logs}
         ft = nets["F"](ctx.real)                                     # target images; their labels are never read
         lam = self.lambd(ctx.step)
-        d_logits = nets["Dom"](grad_reverse(self.domain_input(nets, torch.cat([fs, ft])), lam)).squeeze(1)
+        f = torch.cat([fs, ft])
+        class_logits = nets["C"](f).detach() if self.cfg.conditional else None   # CDAN's g, and CDAN+E's H(g)
+        d_logits = nets["Dom"](grad_reverse(self.domain_input(f, class_logits), lam)).squeeze(1)
         d_target = torch.cat([torch.ones(len(fs)), torch.zeros(len(ft))]).to(d_logits)   # 1 = source
         if self.cfg.entropy_weight:
-            domain_loss = self.weighted_domain_loss(nets, torch.cat([fs, ft]), d_logits, d_target)
+            domain_loss = self.weighted_domain_loss(class_logits, d_logits, d_target)
         else:
             domain_loss = F.binary_cross_entropy_with_logits(d_logits, d_target)
         loss = label_loss + domain_loss
@@ -180,12 +183,13 @@ class DANN(ImageToImage):
                 "domain_acc": ((d_logits > 0).float() == d_target).float().mean(),
                 "lambda": torch.tensor(lam), **logs}
 
-    def weighted_domain_loss(self, nets: Nets, f: Tensor, d_logits: Tensor, d_target: Tensor) -> Tensor:
+    @staticmethod
+    def weighted_domain_loss(class_logits: Tensor, d_logits: Tensor, d_target: Tensor) -> Tensor:
         """CDAN+E (Long et al. 2018, eq. 8): example i's domain loss weighted by w_i = 1 + exp(-H(g_i)), g_i its
         class prediction, so confident examples steer the alignment and uncertain ones (the likely wrong
         classes of a target batch) matter less; weights normalised within each domain, as in the authors' code."""
         with torch.no_grad():
-            logp = F.log_softmax(nets["C"](f), 1)
+            logp = F.log_softmax(class_logits, 1)
             w = 1 + torch.exp((logp.exp() * logp).sum(1))              # 1 + exp(-H)
             for side in (d_target == 1, d_target == 0):
                 w[side] = w[side] / w[side].sum()
