@@ -115,3 +115,23 @@ def attribute_accuracy(model: AttributeClassifier, images: Tensor, wanted: list[
     acc["mean"] = sum(acc.values()) / len(acc)
     acc["all"] = sum(every) / len(every)
     return acc
+
+
+@torch.no_grad()
+def kind_recognition(model: AttributeClassifier, images: Tensor, threshold: float = 0.9,
+                     batch_size: int = 256) -> dict[str, float]:
+    """Does an unconditional generator draw shapes at all? "recognised" is the fraction of images whose kind
+    head gives one of circle / square / triangle a softmax probability >= `threshold`; "share/<kind>" is the
+    fraction of the recognised images of each kind (a generator that draws one kind only scores 1, 0, 0)."""
+    if images.shape[0] == 0 or not 0 < threshold < 1:
+        raise GanforgeError(f"kind_recognition needs images (got {images.shape[0]}) and 0 < threshold < 1 "
+                            f"(got {threshold})")
+    device = next(model.parameters()).device
+    probs = torch.cat([model(images[s:s + batch_size].to(device))["kind"].float().softmax(1).cpu()
+                       for s in range(0, images.shape[0], batch_size)])
+    conf, kind = probs.max(1)
+    sure = conf >= threshold
+    out = {"recognised": sure.float().mean().item()}
+    for i, name in enumerate(VALUES["kind"]):
+        out[f"share/{name}"] = (kind[sure] == i).float().mean().item() if sure.any() else 0.0
+    return out
