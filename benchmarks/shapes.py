@@ -91,14 +91,12 @@ def main(argv=None) -> int:
     floor = judge(train.x.float() / 127.5 - 1)
     print(line(f"real train images ({a.num})", floor), flush=True)
     rows: list[dict] = []
-    if a.score is not None:
-        for run in a.score:
-            r = judge(ganforge.load(run).sample(a.num, seed=123))
-            rows.append({"run": run, **r, "seconds": 0.0})
-            print(line(Path(run).name, r), flush=True)
-        return 0
+    for run in a.score or []:
+        r = judge(ganforge.load(run).sample(a.num, seed=123))
+        rows.append({"run": run, **r})
+        print(line(Path(run).name, r), flush=True)
     overrides = parse_overrides(a.set)
-    for recipe in a.recipes:
+    for recipe in a.recipes if a.score is None else []:
         mine = []
         for seed in range(a.seeds):
             out = Path(a.runs) / f"{recipe}-{a.preset}-seed{seed}"

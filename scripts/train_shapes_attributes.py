@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ganforge.data.specs_shapes import load_shapes  # noqa: E402
-from ganforge.metrics.attributes import HEADS, AttributeClassifier  # noqa: E402
+from ganforge.metrics.attributes import HEADS, AttributeClassifier, kind_recognition  # noqa: E402
 
 SEED = 0
 EPOCHS = 16
@@ -82,10 +82,9 @@ def loss_fn(logits: dict, y: torch.Tensor) -> torch.Tensor:
     return real + (-kind.log_softmax(1).mean() if len(kind) else 0.0)
 
 
-@torch.no_grad()
 def recognised(model, x: torch.Tensor) -> float:
     model.eval()
-    return round((model(x)["kind"].softmax(1).max(1).values >= 0.9).double().mean().item(), 6)
+    return round(kind_recognition(model, x)["recognised"], 6)
 
 
 @torch.no_grad()

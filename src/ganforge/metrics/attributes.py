@@ -79,13 +79,19 @@ def classifier_sha256() -> str:
     return hashlib.sha256(weights_path().read_bytes()).hexdigest()
 
 
+def _batches(model: AttributeClassifier, images: Tensor, batch_size: int):
+    """The model's logits dict for each batch of `images`, on the model's device."""
+    device = next(model.parameters()).device
+    for start in range(0, images.shape[0], batch_size):
+        yield model(images[start:start + batch_size].to(device))
+
+
 @torch.no_grad()
 def predict(model: AttributeClassifier, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
     """name -> predicted value index (int64, CPU) for every image."""
-    device = next(model.parameters()).device
     out: dict[str, list[Tensor]] = {k: [] for k in HEADS}
-    for start in range(0, images.shape[0], batch_size):
-        for k, v in model(images[start:start + batch_size].to(device)).items():
+    for logits in _batches(model, images, batch_size):
+        for k, v in logits.items():
             out[k].append(v.argmax(1).cpu())
     return {k: torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for k, v in out.items()}
 
@@ -126,9 +132,7 @@ def kind_recognition(model: AttributeClassifier, images: Tensor, threshold: floa
     if images.shape[0] == 0 or not 0 < threshold < 1:
         raise GanforgeError(f"kind_recognition needs images (got {images.shape[0]}) and 0 < threshold < 1 "
                             f"(got {threshold})")
-    device = next(model.parameters()).device
-    probs = torch.cat([model(images[s:s + batch_size].to(device))["kind"].float().softmax(1).cpu()
-                       for s in range(0, images.shape[0], batch_size)])
+    probs = torch.cat([logits["kind"].float().softmax(1).cpu() for logits in _batches(model, images, batch_size)])
     conf, kind = probs.max(1)
     sure = conf >= threshold
     out = {"recognised": sure.float().mean().item()}
