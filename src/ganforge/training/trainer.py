@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, viz
-from ..recipes.base import Recipe, StepContext
+from ..recipes.base import ImageToImage, Recipe, StepContext
 from . import checkpoint, distributed, hardware, optim
 from .callbacks import (EvalEvery, Meter, Progress, RunLog, SigtermAsInterrupt, check_finite, diverged, finish,
                         sample_grid)
@@ -28,6 +28,8 @@ from ..data.base import Batches, Data
 
 
 class Trainer:
+    STANDING_PASSES = 16     # noise batches behind an EMA generator's BatchNorm statistics (standing())
+
     def __init__(self, recipe: Recipe, data: Data, run_dir: Path, progress: bool = True):
         cfg = recipe.cfg
         self.recipe, self.cfg, self.run_dir, self.progress = recipe, cfg, Path(run_dir), progress
@@ -62,6 +64,7 @@ class Trainer:
         if self.dist.rank:                 # each rank draws its own noise (rank 0 keeps the single-process stream)
             torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
         self.step, self.images, self.resume_differs = 0, 0, []
+        self._standing_at = -1
         g = torch.Generator().manual_seed(cfg.seed + 1)   # fixed noise: its own generator, never the global RNG
         n = max(cfg.num_samples, viz.SCATTER_POINTS) if recipe.info.kind == "points" else cfg.num_samples
         self.fixed_z = recipe.sample_inputs(n, generator=g).to(self.device)
@@ -103,6 +106,7 @@ class Trainer:
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0; under torchrun every rank must call it: it gathers their RNG/data state)."""
         self.gate.release()
+        self.standing()
         ranks = distributed.gather_state(distributed.local_state(self.batches), self.dist)
         path = None
         if self.dist.is_main:
@@ -188,6 +192,25 @@ class Trainer:
         return logs
 
     # -- outputs -------------------------------------------------------------------------------------------
+    def standing(self) -> None:
+        """Once per step, before samples, evaluation or a checkpoint read the EMA sampler: its BatchNorm
+        statistics measured on its own weights over fixed noise (EMA.standing_statistics), under the training
+        autocast, on a forked RNG so training draws the same numbers. Every rank calls it (a SyncBatchNorm
+        copy reduces across them). ImageToImage recipes keep the copied statistics: their G maps data."""
+        r = self.recipe
+        if self.ema is None or r.ema != r.sampler or isinstance(r, ImageToImage) or self._standing_at == self.step:
+            return
+        self._standing_at = self.step
+        g, n = torch.Generator().manual_seed(self.cfg.seed + 2), self.cfg.batch_size
+
+        def forward(net: torch.nn.Module, i: int) -> None:
+            labels = r.sample_labels(n)
+            with self.autocast():
+                r.generate(net, r.sample_inputs(n, generator=g).to(self.device),
+                           labels.to(self.device) if labels is not None else None)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            self.ema.standing_statistics(forward, self.STANDING_PASSES)
+
     def sampler(self) -> torch.nn.Module:
         """recipe.sampler, read from its EMA copy when EMA tracks it."""
         r = self.recipe
@@ -213,6 +236,9 @@ class Trainer:
             while self.step < end:
                 meter.add(self.train_step())
                 bar.update()
+                if (self.step % cfg.sample_every == 0 or self.step % cfg.checkpoint_every == 0 or self.step == end
+                        or (self.evaluate is not None and self.evaluate.due(self.step, end))):
+                    self.standing()     # all ranks, before rank 0 samples or evaluates
                 if self.step % cfg.log_every == 0 or self.step == end:
                     row = meter.row(self.step, self.images, self.dist)
                     if log is not None:
