@@ -11,6 +11,10 @@ projected phi(t) replicated spatially, and scores the pair with a 1x1 conv + lin
   the pair (real, right text) as its real side and both (real, wrong text) and (fake, right text), half each,
   as its fake side - exactly the equation above for ns. A G half that reads real scores (ragan) compares
   G's images, on plain and on interpolated text, with D's scores of the batch's (real, right text) pairs.
+- What D sees can go through DiffAugment (Zhao et al. 2020, `diff_augment`: the same kind of random
+  differentiable transform on every real and fake image, G's loss taken through it) and instance noise
+  (`instance_noise`, std annealed linearly to 0 over the run; Sonderby et al. 2017), as in the unconditional
+  image recipes (recipes/adversarial.py): the pair a caption scores is then (T(x), t).
 - GAN-INT (Reed §4.3): G also gets interpolated embeddings beta phi(t1) + (1 - beta) phi(t2) (beta = 0.5),
   adding E log(1 - D(G(z, t_int), t_int)) to its objective (`interpolate=true`). D is never trained on them.
 
@@ -29,6 +33,8 @@ from torch import Tensor, nn
 
 from ..errors import GanforgeError
 from .. import losses as L
+from ..augment import diff_augment, parse_policy
+from ..regularizers import instance_noise
 from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init
 from ..registry import RECIPES
 from .base import Nets, Phase, RecipeConfig, StepContext, TextConditional
@@ -61,10 +67,15 @@ class Text2ImageConfig(RecipeConfig):
     d_width: int = 64
     steps: int = 3000
     loss: str = "ns"              # the paper's log loss, or another losses.ADVERSARIAL name
+    diff_augment: str = ""        # DiffAugment policy on D's images, e.g. "color,translation,cutout"; "" = off
+    instance_noise: float = 0.0   # initial std of Gaussian noise on D's images, falling linearly to 0; 0 = off
 
     def check(self) -> None:
         super().check()
         L.adversarial(self.loss)
+        parse_policy(self.diff_augment)
+        if self.instance_noise < 0:
+            raise GanforgeError(f"config key 'instance_noise' must be >= 0; got {self.instance_noise}")
         if self.text_encoder not in ("gru", "bag"):
             raise GanforgeError(f"config key 'text_encoder' must be gru or bag; got {self.text_encoder!r}")
         if not 0.0 <= self.beta <= 1.0:
@@ -195,6 +206,13 @@ class Text2Image(TextConditional):
         return G(z, self.sample_labels(z.shape[0], labels).to(z.device))
 
     # -- the game -----------------------------------------------------------------------------------------
+    def d_view(self, x: Tensor, step: int) -> Tensor:
+        """An image as D sees it: the DiffAugment policy, then instance noise at its annealed std."""
+        c = self.cfg
+        if c.diff_augment:
+            x = diff_augment(x, c.diff_augment)
+        return instance_noise(x, c.instance_noise * max(0.0, 1.0 - step / c.steps))
+
     def phases(self, step: int) -> list[Phase]:
         return [Phase("D", "D", self.d_loss), Phase("G", "G", self.g_loss)]
 
@@ -204,7 +222,8 @@ class Text2Image(TextConditional):
         with torch.no_grad():   # the D step must not build a graph into G
             fake = G(self.noise(real.shape[0], ctx.device), text)
         phi = D.text(text)
-        real_f, fake_f = D.body(real), D.body(fake)   # separate passes: BatchNorm never mixes real and fake
+        # separate passes: BatchNorm never mixes real and fake
+        real_f, fake_f = D.body(self.d_view(real, ctx.step)), D.body(self.d_view(fake, ctx.step))
         real_logits, fake_logits = D.score(real_f, phi), D.score(fake_f, phi)
         adv = L.ADVERSARIAL[self.cfg.loss]
         acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
@@ -224,16 +243,17 @@ class Text2Image(TextConditional):
         n = text.shape[0]
         phi_g, phi_d = G.text(text), D.text(text)
         fake = G.from_embedding(self.noise(n, ctx.device), phi_g)
-        loss = L.g_loss(self.cfg.loss, fake_logits=D.score(D.body(fake), phi_d),             # real: right text
-                        score_real=lambda: D.score(D.body(ctx.real), phi_d))
+        view = lambda x: D.body(self.d_view(x, ctx.step))   # noqa: E731
+        loss = L.g_loss(self.cfg.loss, fake_logits=D.score(view(fake), phi_d),             # real: right text
+                        score_real=lambda: D.score(view(ctx.real), phi_d))
         logs = {"cond": loss.detach()}
         if self.cfg.interpolate:
             b = self.cfg.beta
             mix_g = b * phi_g + (1 - b) * phi_g.roll(1, dims=0)
             mix_d = b * phi_d + (1 - b) * phi_d.roll(1, dims=0)
             fake_int = G.from_embedding(self.noise(n, ctx.device), mix_g)
-            interp = L.g_loss(self.cfg.loss, fake_logits=D.score(D.body(fake_int), mix_d),
-                              score_real=lambda: D.score(D.body(ctx.real), phi_d))
+            interp = L.g_loss(self.cfg.loss, fake_logits=D.score(view(fake_int), mix_d),
+                              score_real=lambda: D.score(view(ctx.real), phi_d))
             loss, logs["interp"] = loss + interp, interp.detach()
         logs["loss"] = loss
         return logs
