@@ -156,9 +156,10 @@ class AdaIN(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         x = wide(x)                                          # statistics in fp32 (precision.py)
-        mu = x.mean(dim=(2, 3), keepdim=True)
-        var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
-        x = (x - mu) * torch.rsqrt(var + self.eps)
+        # the biased variance as the mean square of the centred x: the same statistic as x.var(unbiased=False),
+        # whose forward and backward over H, W of channels_last activations ran 2-3x slower on CPU
+        x = x - x.mean(dim=(2, 3), keepdim=True)
+        x = x * torch.rsqrt(x.square().mean(dim=(2, 3), keepdim=True) + self.eps)
         return self.to_scale(w)[:, :, None, None] * x + self.to_bias(w)[:, :, None, None]
 
 
