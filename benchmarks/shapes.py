@@ -15,6 +15,8 @@ set). A run's last sample grid is copied to --images as shapes_<recipe>.png (see
     python benchmarks/shapes.py                                   # dcgan, progan, stylegan; 3 seeds each
     python benchmarks/shapes.py --recipes dcgan --seeds 1 --set steps=1000
     python benchmarks/shapes.py --score runs/a runs/b             # judge finished runs, train nothing
+    python benchmarks/shapes.py --recipes dcgan --seeds 2 & python benchmarks/shapes.py --recipes dcgan \
+        --seeds 1 --first-seed 2 --images /tmp                    # the seeds split over two processes
 """
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--recipes", nargs="+", default=["dcgan", "progan", "stylegan"])
     p.add_argument("--preset", default="shapes")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run from here (split seeds over processes)")
     p.add_argument("--num", type=int, default=1000, help="samples judged per run")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-shapes"), help="where the runs go")
@@ -93,12 +96,15 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     for run in a.score or []:
         r = judge(ganforge.load(run).sample(a.num, seed=123))
-        rows.append({"run": run, **r})
-        print(line(Path(run).name, r), flush=True)
+        took = json.loads((Path(run) / "summary.json").read_text()).get("seconds_this_session", float("nan"))
+        rows.append({"run": run, **r, "seconds": took})
+        print(line(Path(run).name, r, f"  ({took:.0f} s)"), flush=True)
+    if len(rows) > 1:
+        print(summary("these runs", rows), flush=True)
     overrides = parse_overrides(a.set)
     for recipe in a.recipes if a.score is None else []:
         mine = []
-        for seed in range(a.seeds):
+        for seed in range(a.first_seed, a.first_seed + a.seeds):
             out = Path(a.runs) / f"{recipe}-{a.preset}-seed{seed}"
             shutil.rmtree(out, ignore_errors=True)
             t0 = time.perf_counter()
@@ -109,7 +115,7 @@ def main(argv=None) -> int:
             mine.append({"recipe": recipe, "seed": seed, **r, "seconds": round(seconds, 1),
                          "warnings": s["warnings"]})
             print(line(f"{recipe} seed {seed}", r, f"  ({seconds:.0f} s)"), flush=True)
-            if seed == 0 and s["samples"]:
+            if seed == a.first_seed and s["samples"]:
                 Path(a.images).mkdir(parents=True, exist_ok=True)
                 shutil.copy(s["samples"], Path(a.images) / f"shapes_{recipe}.png")
         print(summary(recipe, mine), flush=True)

@@ -46,6 +46,11 @@ class DCGAN(AdversarialRecipe):
     presets = {
         "digits": {},                       # the defaults (kept as a name: runs and docs use it)
         "digits32": {"resolution": 32, "steps": 3000},
+        # the issue-15 baseline on shapes (docs/dcgan.md, "shapes"): with the paper's settings D wins by step ~300
+        # and G collapses to one noise pattern; DiffAugment and annealed instance noise keep D's signal about
+        # colours and shapes, G at twice D's lr keeps up with it, EMA samples (with standing BN statistics)
+        "shapes": {"data": "shapes", "resolution": 32, "steps": 6000, "g_lr": 4e-4, "d_lr": 2e-4,
+                   "diff_augment": "color,translation,cutout", "instance_noise": 0.1, "ema_decay": 0.999},
         "mnist": {"data": "mnist:data/mnist", "resolution": 32, "steps": 10000, "d_lr": 2e-4},
         "cifar10": {"data": "cifar10:data/cifar10", "resolution": 32, "batch_size": 128, "steps": 50000,
                     "d_lr": 2e-4},
