@@ -152,9 +152,34 @@ def test_path_length_phase_shrinks_the_batch_and_tracks_its_mean():
     assert "G_pl" not in [p.name for p in make()[0].phases(0)]
 
 
+def test_diff_augment_and_instance_noise_reach_every_d_call():
+    rec, nets, real = make()
+    assert torch.equal(rec.d_view(real, 0), real)                  # off by default: D sees the image
+    seen = []
+    D = nets["D"]
+    forward = D.forward
+    D.forward = lambda x, *a, **k: (seen.append(x.detach().clone()), forward(x, *a, **k))[1]
+    for key, value in (("diff_augment", "translation"), ("instance_noise", 0.5)):
+        on, _, _ = make(**{key: value})
+        seen.clear()
+        torch.manual_seed(0)
+        on.d_loss(nets, ctx(0, real)), on.r1_loss(nets, ctx(0, real)), on.g_loss(nets, ctx(0, real))
+        # D's real inputs in the D step and in R1 are transformed images, not the batch itself
+        assert len(seen) == 4 and not torch.equal(seen[0], real) and not torch.equal(seen[2], real), key
+    noisy, _, _ = make(instance_noise=0.5, steps=100)
+    torch.manual_seed(0)
+    assert (noisy.d_view(real, 50) - real).std().item() == pytest.approx(0.25, rel=0.1)   # annealed linearly
+    assert torch.equal(noisy.d_view(real, 100), real)
+    with pytest.raises(GanforgeError, match="instance_noise"):
+        make(instance_noise=-0.1)
+    with pytest.raises(GanforgeError, match="DiffAugment"):
+        make(diff_augment="zoom")
+
+
 @pytest.mark.parametrize("mode", ["adain", "modulated"])
 def test_resume_is_bit_identical_with_every_regularizer(tmp_path, tiny, mode):
-    kw = {**tiny, **SMALL, "mode": mode, "r1_every": 2, "pl_weight": 2.0, "pl_every": 3}
+    kw = {**tiny, **SMALL, "mode": mode, "r1_every": 2, "pl_weight": 2.0, "pl_every": 3,
+          "diff_augment": "color,translation,cutout", "instance_noise": 0.1}
     ganforge.train("stylegan", out=tmp_path / "a", progress=False, **kw)
     ganforge.train("stylegan", out=tmp_path / "b", progress=False, stop_at=2, **kw)
     ganforge.resume(tmp_path / "b", progress=False)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .errors import GanforgeError
 
-__all__ = ["POLICIES", "parse_policy", "diff_augment"]
+__all__ = ["POLICIES", "parse_policy", "diff_augment", "d_input", "check_d_input"]
 
 POLICIES = ("color", "translation", "cutout")  # application order within one call
 
@@ -108,3 +108,20 @@ def diff_augment(x: Tensor, policy: str = "color,translation,cutout",
         if name in names:
             x = _FNS[name](x, generator)
     return x
+
+
+def d_input(x: Tensor, policy: str, noise: float, step: int, steps: int) -> Tensor:
+    """An image as D sees it in the recipes without AdversarialRecipe's full `d_view` (progan, stylegan,
+    text2image): the DiffAugment `policy`, then instance noise (Sonderby et al. 2017) of std `noise` falling
+    linearly to 0 at `steps`. Both off: x itself."""
+    from .regularizers import instance_noise
+    if policy:
+        x = diff_augment(x, policy)
+    return instance_noise(x, noise * max(0.0, 1.0 - step / steps))
+
+
+def check_d_input(cfg) -> None:
+    """The config keys `diff_augment` and `instance_noise` that d_input reads."""
+    parse_policy(cfg.diff_augment)
+    if cfg.instance_noise < 0:
+        raise GanforgeError(f"config key 'instance_noise' must be >= 0; got {cfg.instance_noise}")

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import losses as L
+from ..augment import check_d_input, d_input
 from ..errors import GanforgeError
 from ..models.stylegan import (MODES, StyleDiscriminator, StyleGenerator, draw_crossover, mix_styles,
                                path_length_penalty)
@@ -61,10 +62,13 @@ class StyleGANConfig(RecipeConfig):
     steps: int = 3000
     batch_size: int = 32
     loss: str = "ns"                 # the papers' non-saturating loss, or another losses.ADVERSARIAL name
+    diff_augment: str = ""           # DiffAugment policy on D's images, e.g. "color,translation,cutout"; "" = off
+    instance_noise: float = 0.0      # initial std of Gaussian noise on D's images, falling linearly to 0; 0 = off
 
     def check(self) -> None:
         super().check()
         L.adversarial(self.loss)
+        check_d_input(self)
         if self.mode not in MODES:
             raise GanforgeError(f"config key 'mode' must be one of {', '.join(MODES)}; got {self.mode!r}")
         if not 0.0 <= self.style_mixing_prob <= 1.0:
@@ -139,12 +143,16 @@ class StyleGAN(Recipe):
             ws = mix_styles(ws, G.mapping(z2).unsqueeze(1).expand(-1, G.num_ws, -1), cut)
         return ws, w
 
+    def d_view(self, x: Tensor, step: int) -> Tensor:
+        """An image as D sees it: `diff_augment`, then `instance_noise` (augment.d_input); off by default."""
+        return d_input(x, self.cfg.diff_augment, self.cfg.instance_noise, step, self.cfg.steps)
+
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         G, D = nets["G"], nets["D"]
         real = ctx.real
         with torch.no_grad():   # the D step must not build a graph into G
             fake = G.synthesis(self.styles(G, real.shape[0], ctx.device)[0])
-        real_logits, fake_logits = D(real), D(fake)
+        real_logits, fake_logits = D(self.d_view(real, ctx.step)), D(self.d_view(fake, ctx.step))
         adv = L.ADVERSARIAL[self.cfg.loss]
         return {"loss": adv.d(real_logits=real_logits, fake_logits=fake_logits),
                 **adv.signals(real_logits=real_logits, fake_logits=fake_logits)}   # ns: V, D_real, D_fake
@@ -153,7 +161,9 @@ class StyleGAN(Recipe):
         c = self.cfg
         real = ctx.real.detach().float().requires_grad_(True)
         with torch.autocast(ctx.device.type, enabled=False):   # a double backward in full precision
-            r1 = r1_penalty(eager(nets)["D"](real), real)      # uncompiled: AOT autograd has no double backward
+            # uncompiled: AOT autograd has no double backward. R1 is on the image D scores, taken with
+            # respect to the real image under the augmentation (StyleGAN2-ADA's rule)
+            r1 = r1_penalty(eager(nets)["D"](self.d_view(real, ctx.step)), real)
         # lazy: the trainer counts this phase r1_every times (Phase.every, recipes.base.lazy_correction)
         return {"loss": c.r1_gamma / 2 * r1, "r1": r1.detach()}
 
@@ -161,8 +171,9 @@ class StyleGAN(Recipe):
         G = nets["G"]
         ws, w = self.styles(G, ctx.batch_size, ctx.device)
         G.update_w_avg(w, self.cfg.w_avg_beta)   # the centre truncation pulls towards
-        fake_logits = nets["D"](G.synthesis(ws))
-        return {"loss": L.g_loss(self.cfg.loss, fake_logits=fake_logits, score_real=lambda: nets["D"](ctx.real))}
+        fake_logits = nets["D"](self.d_view(G.synthesis(ws), ctx.step))
+        return {"loss": L.g_loss(self.cfg.loss, fake_logits=fake_logits,
+                                 score_real=lambda: nets["D"](self.d_view(ctx.real, ctx.step)))}
 
     def pl_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         c, G = self.cfg, nets["G"]

@@ -33,8 +33,7 @@ from torch import Tensor, nn
 
 from ..errors import GanforgeError
 from .. import losses as L
-from ..augment import diff_augment, parse_policy
-from ..regularizers import instance_noise
+from ..augment import check_d_input, d_input
 from ..models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init
 from ..registry import RECIPES
 from .base import Nets, Phase, RecipeConfig, StepContext, TextConditional
@@ -73,9 +72,7 @@ class Text2ImageConfig(RecipeConfig):
     def check(self) -> None:
         super().check()
         L.adversarial(self.loss)
-        parse_policy(self.diff_augment)
-        if self.instance_noise < 0:
-            raise GanforgeError(f"config key 'instance_noise' must be >= 0; got {self.instance_noise}")
+        check_d_input(self)
         if self.text_encoder not in ("gru", "bag"):
             raise GanforgeError(f"config key 'text_encoder' must be gru or bag; got {self.text_encoder!r}")
         if not 0.0 <= self.beta <= 1.0:
@@ -209,9 +206,7 @@ class Text2Image(TextConditional):
     def d_view(self, x: Tensor, step: int) -> Tensor:
         """An image as D sees it: the DiffAugment policy, then instance noise at its annealed std."""
         c = self.cfg
-        if c.diff_augment:
-            x = diff_augment(x, c.diff_augment)
-        return instance_noise(x, c.instance_noise * max(0.0, 1.0 - step / c.steps))
+        return d_input(x, c.diff_augment, c.instance_noise, step, c.steps)
 
     def phases(self, step: int) -> list[Phase]:
         return [Phase("D", "D", self.d_loss), Phase("G", "G", self.g_loss)]
