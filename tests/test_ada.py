@@ -140,6 +140,11 @@ def test_the_overfitting_warning_reaches_the_console_and_the_summary(tmp_path, t
     err = capsys.readouterr().err
     assert err.count("D has told real from fake") == 1 and "ada=on" in err
     assert len(s["warnings"]) == 1
+    # with a fixed DiffAugment policy on, the note does not suggest turning it on
+    s = ganforge.train("dcgan", out=tmp_path / "da", progress=False, data=spec,
+                       **{**tiny, "resolution": 8, "ada": "off", "diff_augment": "translation"})
+    (note,) = s["warnings"]
+    assert "diff_augment=translation is on already" in note and "ada=on" not in note
 
 
 # -- start-up ------------------------------------------------------------------------------------------------

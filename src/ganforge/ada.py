@@ -66,6 +66,9 @@ def for_recipe(cfg, info) -> tuple[AdaptiveP | None, OverfitWatch | None]:
     """An adversarial recipe's ADA state (None when off) and its overfitting watch (image data only)."""
     ada = AdaptiveP(cfg.ada_target, cfg.ada_images, cfg.ada_interval, cfg.batch_size) if resolve(cfg, info) else None
     fixes = "Fixes: more training images, ada=on (adaptive augmentation), or diff_augment=" + DEFAULT_POLICY
+    if cfg.diff_augment:   # a fixed policy is on already: the remedies it leaves
+        fixes = (f"diff_augment={cfg.diff_augment} is on already: add training images, make D smaller (d_width), "
+                 f"or give D less lr than G (d_lr)")
     return ada, (OverfitWatch(fixes=fixes) if info.kind == "image" else None)
 
 
