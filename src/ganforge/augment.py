@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .errors import GanforgeError
+from .regularizers import instance_noise
 
 __all__ = ["POLICIES", "parse_policy", "diff_augment", "d_input", "check_d_input"]
 
@@ -114,7 +115,6 @@ def d_input(x: Tensor, policy: str, noise: float, step: int, steps: int) -> Tens
     """An image as D sees it in the recipes without AdversarialRecipe's full `d_view` (progan, stylegan,
     text2image): the DiffAugment `policy`, then instance noise (Sonderby et al. 2017) of std `noise` falling
     linearly to 0 at `steps`. Both off: x itself."""
-    from .regularizers import instance_noise
     if policy:
         x = diff_augment(x, policy)
     return instance_noise(x, noise * max(0.0, 1.0 - step / steps))
