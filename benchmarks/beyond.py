@@ -125,6 +125,7 @@ def bench_text2image(args, work: Path) -> None:
     texts = [caps[0] for caps in test.captions]
     wanted = [parse_attributes(t) for t in texts]
     keys = ["kind", "color", "background", "size", "position", "mean", "all"]
+    pool, _ = resolve("shapes:captions", split="test", resolution=preset.get("resolution", 32))
     rows, chance = [], []
     if "GAN" in names:     # once per table: the classifier's own accuracy on real images
         real = attribute_accuracy(judge, test.batch(torch.arange(n_eval))["real"], wanted)
@@ -146,9 +147,35 @@ def bench_text2image(args, work: Path) -> None:
         # chance, measured: the same images judged against the caption of another image
         wrong = attribute_accuracy(judge, fake, wanted[1:] + wanted[:1])
         chance.append({"model": f"{name} vs shuffled captions (chance)", **{k: f"{wrong[k]:.3f}" for k in keys}})
+        rows[-1]["diversity"] = f"{caption_diversity(rec, G, pool, 16 if args.quick else 40):.2f}"
         from ganforge.viz import save_grid
         save_grid(fake[:64].float(), work / f"t2i-{name}.png", nrow=8)
-    emit(args, "text2image", rows + chance, ["model", *keys, "steps", "seconds"])
+    emit(args, "text2image", rows + chance, ["model", *keys, "diversity", "steps", "seconds"])
+
+
+def caption_diversity(rec, G, pool, n_captions: int, per_caption: int = 16) -> float:
+    """Within-caption variation of G's samples relative to the real data's: for each of the first `n_captions`
+    test captions that at least 2 test images fit (every attribute it names equal), the mean pairwise pixel
+    distance of `per_caption` samples (noise seed 7) over that of up to `per_caption` fitting real images;
+    the ratio of the two means. 0: G ignores its noise; 1: it varies as much as the data do."""
+    from ganforge.data.captions import parse_attributes
+    from ganforge.metrics.attributes import pairwise_distance
+
+    device = next(G.parameters()).device
+    fake_d, real_d = [], []
+    for caps in pool.captions:
+        if len(fake_d) == n_captions:
+            break
+        want = parse_attributes(caps[0])
+        fits = [i for i, a in enumerate(pool.attrs) if all(a[k] == v for k, v in want.items())][:per_caption]
+        if len(fits) < 2:
+            continue
+        z = rec.noise(per_caption, "cpu", torch.Generator().manual_seed(7)).to(device)
+        with torch.no_grad():
+            fake = rec.generate(G, z, rec.encode_text([caps[0]] * per_caption).to(device)).cpu()
+        fake_d.append(pairwise_distance(fake))
+        real_d.append(pairwise_distance(pool.batch(torch.tensor(fits))["real"]))
+    return statistics.mean(fake_d) / statistics.mean(real_d)
 
 
 # -- simgan -----------------------------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
 """Captions of procedural shapes (ganforge.data.captions): phrasing, parsing back, vocabulary."""
+import itertools
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
-from ganforge.data.captions import Vocabulary, caption, parse_attributes, tokenize
-from ganforge.data.shapes import render_shapes
+from ganforge.data import resolve
+from ganforge.data.captions import Vocabulary, caption, near_miss, parse_attributes, tokenize
+from ganforge.data.shapes import ATTRIBUTES, render_shapes
 from ganforge.errors import GanforgeError
 
 FIELDS = ("kind", "color", "background", "size", "position")
@@ -89,3 +93,32 @@ def test_vocabulary_rejects_bad_input():
         Vocabulary.from_dict({"itos": ["a", "b"]})
     with pytest.raises(GanforgeError, match="max_len"):
         Vocabulary.build(["a b"]).encode("a", 0)
+
+
+def test_near_miss_is_wrong_about_exactly_one_attribute_and_says_it():
+    rng = np.random.default_rng(3)
+    changed = Counter()
+    for attr in [dict(zip(ATTRIBUTES, values)) for values in itertools.product(*ATTRIBUTES.values())
+                 if values[1] != values[2]][::37]:
+        for _ in range(4):
+            text = near_miss(attr, ATTRIBUTES, rng)
+            found = parse_attributes(text)
+            wrong = [k for k, v in found.items() if attr[k] != v]
+            assert len(wrong) == 1, (attr, text, found)
+            assert found.get("color") != found.get("background")
+            changed[wrong[0]] += 1
+    # each of the five attributes is the one changed, about a fifth of the time each
+    assert set(changed) == set(ATTRIBUTES) and min(changed.values()) > 0.1 * sum(changed.values())
+
+
+def test_captions_batch_pairs_each_caption_with_its_own_near_miss():
+    data, info = resolve("shapes:captions:40", resolution=8)
+    assert info.extra["near_miss"]
+    torch.manual_seed(0)
+    b = data.batch(torch.arange(40))
+    v = Vocabulary.from_dict({"format": 1, "itos": info.extra["vocab"]})
+    for i in range(40):
+        attr = data.attrs[i]
+        right, wrong = parse_attributes(v.decode(b["text"][i].tolist())), parse_attributes(v.decode(b["wrong"][i].tolist()))
+        assert all(attr[k] == val for k, val in right.items())
+        assert sum(attr[k] != val for k, val in wrong.items()) == 1

@@ -260,3 +260,14 @@ def test_kid_sampler_changes_the_subsets():
     assert a != b and b == stats.kid(x, y, subsets=5, subset_size=20, seed=0, sampler="RandomState")
     with pytest.raises(GanforgeError, match="sampler"):
         stats.kid(x, y, sampler="python")
+
+
+def test_pairwise_distance_is_the_mean_rms_distance_over_pairs():
+    from ganforge.metrics.attributes import pairwise_distance
+
+    a, b, c = torch.zeros(3, 2, 2), torch.ones(3, 2, 2), torch.full((3, 2, 2), -1.0)
+    assert pairwise_distance(torch.stack([a, a, a])) == 0.0           # one image drawn three times
+    # pairs (a, b): 1, (a, c): 1, (b, c): 2 -> mean 4 / 3
+    assert abs(pairwise_distance(torch.stack([a, b, c])) - 4 / 3) < 1e-6
+    with pytest.raises(GanforgeError, match="at least 2"):
+        pairwise_distance(a[None])

@@ -67,6 +67,35 @@ def test_d_step_scores_real_image_with_wrong_text_only_with_matching():
     assert plain["loss"].item() > 0
 
 
+def test_near_miss_wrong_text_scores_the_images_own_near_miss_caption():
+    rec, data = recipe_for(wrong_text="near_miss")
+    nets = rec.build()
+    torch.manual_seed(0)                      # the batch's caption draw, as in the d_loss calls below
+    batch = ctx_for(data).batch
+    with torch.no_grad():
+        phi = nets["D"].text(batch["text"])
+        feats = nets["D"].body(batch["real"])
+        expected = {kind: nets["D"].score(feats, wrong).sigmoid().lt(0.5).float().mean().item()
+                    for kind, wrong in (("near_miss", nets["D"].text(batch["wrong"])), ("shuffled", phi.roll(1, 0)))}
+    torch.manual_seed(0)
+    near = rec.d_loss(nets, ctx_for(data))
+    rec.cfg.wrong_text = "shuffled"
+    torch.manual_seed(0)
+    shuffled = rec.d_loss(nets, ctx_for(data))
+    # acc_wrong is the share of (real, wrong text) pairs D rejects: computed on the near misses, then the shuffle
+    assert expected["near_miss"] != expected["shuffled"]
+    assert math.isclose(near["acc_wrong"].item(), expected["near_miss"], abs_tol=1e-6)
+    assert math.isclose(shuffled["acc_wrong"].item(), expected["shuffled"], abs_tol=1e-6)
+    assert not torch.isclose(near["loss"], shuffled["loss"])
+
+
+def test_near_miss_needs_data_that_provide_them():
+    rec, _ = recipe_for(wrong_text="near_miss")
+    rec.info.extra.pop("near_miss")
+    with pytest.raises(GanforgeError, match="near_miss"):
+        rec.build()
+
+
 def test_interpolate_adds_the_int_term_and_beta_moves_it():
     rec, data = recipe_for(interpolate=False)
     torch.manual_seed(0)
@@ -128,6 +157,8 @@ def test_config_rejects_bad_values():
         make_config("text2image", overrides={"text_encoder": "lstm"})
     with pytest.raises(GanforgeError, match="beta"):
         make_config("text2image", overrides={"beta": 1.5})
+    with pytest.raises(GanforgeError, match="wrong_text"):
+        make_config("text2image", overrides={"wrong_text": "random"})
 
 
 def test_needs_captioned_data(tmp_path):

@@ -29,6 +29,7 @@ _VERTICAL = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom"
 _CENTER_WORDS = ("center", "centre", "middle")
 _BG_NOUNS = ("background", "backdrop", "canvas", "image")
 _TOKEN = re.compile(r"[a-z]+")
+_SAID_AS = {"size": "size", "position": "where", "background": "bg"}   # attribute -> the surface word that says it
 
 
 def tokenize(text: str) -> list[str]:
@@ -40,8 +41,8 @@ def _pick(rng: np.random.Generator, options):
     return options[rng.integers(len(options))]
 
 
-def _words(attr: dict, rng: np.random.Generator) -> dict:
-    """Surface words for one caption; None marks an attribute the caption leaves out."""
+def _words(attr: dict, rng: np.random.Generator, say: str | None = None) -> dict:
+    """Surface words for one caption; None marks an attribute the caption leaves out (never `say`)."""
     kinds = [w for w, v in _KIND_WORDS.items() if v == attr["kind"]]
     sizes = [w for w, v in _SIZE_WORDS.items() if v == attr["size"]]
     w = {"kind": _pick(rng, kinds), "color": attr["color"], "bg": attr["background"],
@@ -57,7 +58,7 @@ def _words(attr: dict, rng: np.random.Generator) -> dict:
         w["where_bare"] = corner
     # kind and colour are always said; the rest is dropped now and then so models see partial text
     for key, keep in (("size", 0.8), ("where", 0.8), ("bg", 0.85)):
-        if rng.random() > keep:
+        if rng.random() > keep and _SAID_AS.get(say) != key:
             w[key] = None
             if key == "where":
                 w["where_bare"] = None
@@ -119,11 +120,25 @@ def _t_in_color(w, rng):
 _TEMPLATES = (_t_plain, _t_there_is, _t_list, _t_image_with, _t_where_first, _t_is, _t_in_color)
 
 
-def caption(attr: dict, rng: np.random.Generator) -> str:
-    """One caption of a shapes attribute dict (see shapes.py), its phrasing drawn with `rng`."""
-    w = _words(attr, rng)
+def caption(attr: dict, rng: np.random.Generator, say: str | None = None) -> str:
+    """One caption of a shapes attribute dict (see shapes.py), its phrasing drawn with `rng`; the attribute
+    `say` (kind, color, background, size, position) is never left out."""
+    w = _words(attr, rng, say)
     text = _TEMPLATES[rng.integers(len(_TEMPLATES))](w, rng)
     return re.sub(r"\ba ([aeiou])", r"an \1", text)     # "a orange" -> "an orange"
+
+
+def near_miss(attr: dict, values: dict, rng: np.random.Generator) -> str:
+    """A caption that is wrong about exactly one attribute of `attr`: one of kind, colour, background, size and
+    position (uniformly) takes another of its `values` (shapes.ATTRIBUTES; the shape's colour never equals
+    the background), and the caption says it. A matching-aware D (GAN-CLS) shown these as its wrong texts
+    must check every attribute: a random other image's caption is almost always wrong about the background
+    or colour already, so those are all D needs to look at to reject it."""
+    key = _pick(rng, ("kind", "color", "background", "size", "position"))
+    taken = {attr[key]} | ({attr["background"]} if key == "color" else
+                           {attr["color"]} if key == "background" else set())
+    wrong = dict(attr, **{key: _pick(rng, [v for v in values[key] if v not in taken])})
+    return caption(wrong, rng, say=key)
 
 
 def parse_attributes(text: str) -> dict:

@@ -5,8 +5,10 @@ ten human captions; ours come from the known attributes (data/captions.py, varie
 size / position / background sometimes left out), CAPTIONS_PER_IMAGE per image, drawn with a seed fixed per
 split. Images are the `shapes` split (data/specs_shapes.py: train seed 0, test seed 1); N takes the first N.
 
-A batch is {"real": images, "text": token ids (N x max_len, 0-padded)}: one of the image's captions, picked
-with the global torch RNG (saved in checkpoints, so a resumed run draws the same captions). The vocabulary
+A batch is {"real": images, "text": token ids (N x max_len, 0-padded), "wrong": token ids}: one of the image's
+captions, picked with the global torch RNG (saved in checkpoints, so a resumed run draws the same captions),
+and with it a near miss of that caption (captions.near_miss: wrong about exactly one attribute, drawn once per
+caption with its own seed), the hard wrong text of text2image's `wrong_text=near_miss`. The vocabulary
 is the closed set of words the caption templates can say (built from every attribute combination, not from
 the split), so train and test ids agree; it travels in `info.extra["vocab"]` with `max_len`, which lets a
 loaded generator encode new text (`encode_captions`).
@@ -21,12 +23,13 @@ import torch
 from ..errors import GanforgeError
 from ..registry import DATASETS
 from .base import Data, DataInfo
-from .captions import Vocabulary, caption, tokenize
+from .captions import Vocabulary, caption, near_miss, tokenize
 from .shapes import ATTRIBUTES
 
 CAPTIONS_PER_IMAGE = 5
 MAX_LEN = 20                # longest template caption is 17 tokens
 CAPTION_SEEDS = {"train": 100, "test": 101}
+NEAR_MISS_SEED = 1000       # added to the split's caption seed: the near misses never move the captions
 
 
 def caption_vocabulary() -> Vocabulary:
@@ -53,16 +56,18 @@ def encode_captions(texts: list[str], vocab: list[str], max_len: int = MAX_LEN) 
 
 
 class CaptionedShapes(Data):
-    """uint8 images with K captions each: `captions` (N lists of K strings), `tokens` (N x K x max_len)."""
+    """uint8 images with K captions each: `captions` (N lists of K strings), `tokens` (N x K x max_len), and a
+    near miss of every caption, `wrong` (N x K x max_len)."""
 
-    def __init__(self, x: torch.Tensor, captions: list[list[str]], tokens: torch.Tensor, attrs: list[dict]):
+    def __init__(self, x: torch.Tensor, captions: list[list[str]], tokens: torch.Tensor, attrs: list[dict],
+                 wrong: torch.Tensor):
         super().__init__(x)
-        self.captions, self.tokens, self.attrs = captions, tokens, attrs
+        self.captions, self.tokens, self.attrs, self.wrong = captions, tokens, attrs, wrong
 
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         out = super().batch(idx)
         pick = torch.randint(self.tokens.shape[1], (len(idx),))   # global RNG: restored on resume
-        out["text"] = self.tokens[idx, pick]
+        out["text"], out["wrong"] = self.tokens[idx, pick], self.wrong[idx, pick]
         return out
 
 
@@ -78,10 +83,13 @@ def load_shapes_captions(n: int | None, split: str, resolution: int | None,
     captions = [[caption(a, rng) for _ in range(CAPTIONS_PER_IMAGE)] for a in shapes.attrs]
     vocab = caption_vocabulary()
     tokens = torch.tensor([[vocab.encode(t, MAX_LEN) for t in caps] for caps in captions], dtype=torch.long)
+    rng = np.random.default_rng(CAPTION_SEEDS[split] + NEAR_MISS_SEED)
+    wrong = torch.tensor([[vocab.encode(near_miss(a, ATTRIBUTES, rng), MAX_LEN) for _ in range(CAPTIONS_PER_IMAGE)]
+                          for a in shapes.attrs], dtype=torch.long)
     info = DataInfo(spec, "image", tuple(shapes.x.shape[1:]),
                     extra={"vocab": vocab.itos, "max_len": MAX_LEN, "captions_per_image": CAPTIONS_PER_IMAGE,
-                           "attributes": {k: list(v) for k, v in ATTRIBUTES.items()}})
-    return CaptionedShapes(shapes.x, captions, tokens, shapes.attrs), info
+                           "attributes": {k: list(v) for k, v in ATTRIBUTES.items()}, "near_miss": True})
+    return CaptionedShapes(shapes.x, captions, tokens, shapes.attrs, wrong), info
 
 
 @DATASETS.register("shapes:captions")

@@ -139,3 +139,15 @@ def kind_recognition(model: AttributeClassifier, images: Tensor, threshold: floa
     for i, name in enumerate(VALUES["kind"]):
         out[f"share/{name}"] = (kind[sure] == i).float().mean().item() if sure.any() else 0.0
     return out
+
+
+def pairwise_distance(images: Tensor) -> float:
+    """Mean root-mean-square pixel distance over all pairs of images (N >= 2): how much a set of images varies.
+    text2image's samples of one caption against the real images that fit that caption: a generator that
+    ignores its noise draws one image per caption and scores 0."""
+    if images.shape[0] < 2:
+        raise GanforgeError(f"pairwise_distance needs at least 2 images; got {images.shape[0]}")
+    x = images.float().flatten(1)
+    d = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist") / x.shape[1] ** 0.5   # exact 0 on equal rows
+    n = x.shape[0]
+    return (d.sum() / (n * (n - 1))).item()

@@ -7,6 +7,9 @@ projected phi(t) replicated spatially, and scores the pair with a 1x1 conv + lin
 - GAN-CLS (matching-aware D, Reed Alg. 1): with s_r = D(x, t), s_w = D(x, t_wrong), s_f = D(G(z, t), t),
   D maximizes L_D = log s_r + (log(1 - s_w) + log(1 - s_f)) / 2   (`matching=true`, `matching_aware_d`).
   Without it D sees only (real, right text) vs (fake, right text): a plain conditional GAN.
+  t_wrong is the caption of another image of the batch (`wrong_text=shuffled`, the paper's), or a near miss
+  of the right caption, wrong about exactly one attribute (`wrong_text=near_miss`, data that provide them:
+  `shapes:captions`): a hard negative that D can only reject by checking that attribute.
 - `loss` (default ns, the paper's) takes any losses.ADVERSARIAL entry: GAN-CLS then gives that loss's D
   the pair (real, right text) as its real side and both (real, wrong text) and (fake, right text), half each,
   as its fake side - exactly the equation above for ns. A G half that reads real scores (ragan) compares
@@ -20,8 +23,8 @@ projected phi(t) replicated spatially, and scores the pair with a 1x1 conv + lin
 
 Here the encoder is built in and trained end to end (token embedding + GRU, or a bag of embeddings), one
 inside G and one inside D, so a saved generator carries its own encoder; interpolation happens in each
-net's own embedding space. Captions come from `shapes:captions` (data/specs_text.py), wrong texts are the
-batch's captions shifted by one, and `generate(G, z, labels)` takes token ids (see `encode_text`).
+net's own embedding space. Captions come from `shapes:captions` (data/specs_text.py), shuffled wrong texts are
+the batch's captions shifted by one, and `generate(G, z, labels)` takes token ids (see `encode_text`).
 """
 from __future__ import annotations
 
@@ -62,6 +65,7 @@ class Text2ImageConfig(RecipeConfig):
     matching: bool = True         # GAN-CLS: D also learns real image + wrong text = fake
     interpolate: bool = True      # GAN-INT: G also trained on interpolated text embeddings
     beta: float = 0.5             # interpolation weight: beta phi(t1) + (1 - beta) phi(t2)
+    wrong_text: str = "shuffled"  # GAN-CLS's t_wrong: shuffled (another image's caption, Reed's) | near_miss
     g_width: int = 64
     d_width: int = 64
     steps: int = 3000
@@ -75,6 +79,8 @@ class Text2ImageConfig(RecipeConfig):
         check_d_input(self)
         if self.text_encoder not in ("gru", "bag"):
             raise GanforgeError(f"config key 'text_encoder' must be gru or bag; got {self.text_encoder!r}")
+        if self.wrong_text not in ("shuffled", "near_miss"):
+            raise GanforgeError(f"config key 'wrong_text' must be shuffled or near_miss; got {self.wrong_text!r}")
         if not 0.0 <= self.beta <= 1.0:
             raise GanforgeError(f"config key 'beta' must be in [0, 1]; got {self.beta}")
 
@@ -164,6 +170,9 @@ class Text2Image(TextConditional):
         if "vocab" not in info.extra:
             raise GanforgeError(f"text2image needs captioned images; {info.spec!r} has no captions. "
                                 f"Use data=shapes:captions")
+        if c.wrong_text == "near_miss" and not info.extra.get("near_miss"):
+            raise GanforgeError(f"wrong_text=near_miss needs data that provide near-miss captions; {info.spec!r} "
+                                f"does not. Use data=shapes:captions, or wrong_text=shuffled")
         ch, res, _ = info.shape
         v = len(info.extra["vocab"])
         return nn.ModuleDict({
@@ -224,7 +233,9 @@ class Text2Image(TextConditional):
         acc_real, acc_fake = adv.accuracy(real_logits=real_logits, fake_logits=fake_logits)
         logs = {"acc_real": acc_real, "acc_fake": acc_fake}
         if self.cfg.matching:
-            wrong_logits = D.score(real_f, phi.roll(1, dims=0))   # a caption of another image of the batch
+            # t_wrong: a caption of another image of the batch, or a near miss of the image's own caption
+            wrong = phi.roll(1, dims=0) if self.cfg.wrong_text == "shuffled" else D.text(ctx.batch["wrong"])
+            wrong_logits = D.score(real_f, wrong)
             logs["loss"] = matching_aware_d(real_logits=real_logits, wrong_logits=wrong_logits,
                                             fake_logits=fake_logits, loss=self.cfg.loss)
             logs["acc_wrong"] = adv.accuracy(real_logits=real_logits, fake_logits=wrong_logits)[1]
