@@ -49,3 +49,19 @@ def test_saved_ema_generator_carries_its_own_statistics(tmp_path, tiny):
                             .contiguous(memory_format=torch.channels_last)).float().mean((0, 2, 3))
                  for _ in range(16)]
     torch.testing.assert_close(w["ema.G." + mean], torch.stack(means).mean(0), rtol=2e-2, atol=2e-3)
+
+
+def test_ema_averages_trained_weights_and_copies_fixed_ones():
+    from ganforge.training.ema import EMA
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    ema = EMA(net, 0.5)
+    start = [p.detach().clone() for p in net.parameters()]
+    net[1].requires_grad_(False)                 # a fixed part (Recipe.fixed), replaced wholesale
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    ema.update(net)
+    for (name, p_ema), p, p0 in zip(ema.net.named_parameters(), net.parameters(), start):
+        expected = p if name.startswith("1.") else 0.5 * p0 + 0.5 * p
+        assert torch.allclose(p_ema, expected), name

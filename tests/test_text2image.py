@@ -208,6 +208,62 @@ def test_resume_is_bit_identical(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+# -- text pretraining ----------------------------------------------------------------------------------------
+def test_joint_embedding_loss_is_the_symmetric_contrastive_cross_entropy():
+    from ganforge.recipes.text2image import TEMPERATURE, JointEmbedding
+
+    class Const(torch.nn.Module):
+        def __init__(self, t):
+            super().__init__()
+            self.t = t
+
+        def forward(self, _):
+            return self.t
+
+    n = 4
+    e = JointEmbedding(TextEncoder(10, 4, 4), 4, 8, 3, 8)
+    e.text = Const(torch.eye(n) * 3.0)                           # orthogonal, each aligned with its own image
+    e.image = Const(torch.eye(n))
+    loss, acc = e.loss(torch.zeros(n, 3, 8, 8), torch.zeros(n, 2, dtype=torch.long))
+    own = 1 / TEMPERATURE                                        # cosine 1 with its caption, 0 with the others
+    assert math.isclose(loss.item(), math.log1p((n - 1) * math.exp(-own)), abs_tol=1e-6)   # float32 logits
+    assert acc.item() == 1.0
+    e.image = Const(torch.eye(n).roll(1, 0))                     # every image nearest another's caption
+    loss, acc = e.loss(torch.zeros(n, 3, 8, 8), torch.zeros(n, 2, dtype=torch.long))
+    assert acc.item() == 0.0 and loss.item() > math.log(n)
+
+
+def test_text_pretrain_trains_e_first_then_g_and_d_keep_its_encoder(tmp_path):
+    rec, _ = recipe_for(text_pretrain=2, steps=4)
+    assert [p.name for p in rec.phases(0)] == [p.name for p in rec.phases(1)] == ["E"]
+    assert [p.name for p in rec.phases(2)] == ["D", "G"]
+    assert rec.players["E"] == ("E",) and "E" not in recipe_for()[0].players
+    with pytest.raises(GanforgeError, match="text_pretrain"):
+        make_config("text2image", overrides={"text_pretrain": 4, "steps": 4})
+    with pytest.raises(GanforgeError, match="text_pretrain_lr"):
+        make_config("text2image", overrides={"text_pretrain": 1, "text_pretrain_lr": 0})
+    ganforge.train("text2image", out=tmp_path / "a", progress=False, **SMALL,
+                   **{**TINY, "ema_decay": 0.9}, text_pretrain=2)
+    w = checkpoint.read(checkpoint.latest(tmp_path / "a"), with_state=False)[0]
+    e_text = {k[len("E.text."):]: v for k, v in w.items() if k.startswith("E.text.")}
+    assert e_text
+    for net in ("G", "D"):       # taken at step 2 and not trained after
+        assert all(torch.equal(w[f"{net}.text.{k}"], v) for k, v in e_text.items())
+    # without it G's encoder is its own, trained with G
+    ganforge.train("text2image", out=tmp_path / "b", progress=False, **SMALL, **TINY)
+    plain = checkpoint.read(checkpoint.latest(tmp_path / "b"), with_state=False)[0]
+    assert not any(k.startswith("E.") for k in plain)
+
+
+def test_resume_across_the_end_of_text_pretraining_is_bit_identical(tmp_path):
+    kw = {**SMALL, **TINY, "text_pretrain": 2}
+    ganforge.train("text2image", out=tmp_path / "a", progress=False, **kw)
+    ganforge.train("text2image", out=tmp_path / "b", progress=False, stop_at=2, **kw)
+    ganforge.resume(tmp_path / "b", progress=False)
+    a, b = (checkpoint.read(checkpoint.latest(tmp_path / r), with_state=False)[0] for r in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 # -- the attribute classifier --------------------------------------------------------------------------------
 def test_attribute_classifier_reads_real_shapes_and_scores_only_mentioned_attributes():
     model = load_attribute_classifier()

@@ -234,6 +234,11 @@ class Recipe:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
+    def fixed(self, nets: Nets) -> list[nn.Module]:
+        """Parts of the players' nets that no optimizer updates (requires_grad off; an EMA copies them as they
+        are): text2image's text encoders once they are taken from its pretraining."""
+        return []
+
     # -- run hooks -------------------------------------------------------------------------------------------
     def describe_data(self) -> dict[str, Any]:
         """Facts about this run's inputs to record in config.json's data_info.extra (ganforge.train merges them

@@ -21,7 +21,14 @@ projected phi(t) replicated spatially, and scores the pair with a 1x1 conv + lin
 - GAN-INT (Reed §4.3): G also gets interpolated embeddings beta phi(t1) + (1 - beta) phi(t2) (beta = 0.5),
   adding E log(1 - D(G(z, t_int), t_int)) to its objective (`interpolate=true`). D is never trained on them.
 
-Here the encoder is built in and trained end to end (token embedding + GRU, or a bag of embeddings), one
+- Text pretraining (`text_pretrain` steps, Reed §3: the paper's encoder was trained first, on a joint
+  embedding of its data set's images and captions, then fixed): the first steps train only E, a text encoder
+  and an image CNN, with a symmetric contrastive loss (each image's caption is its positive among the batch's
+  captions, and the converse; cosine / TEMPERATURE, CLIP's form of Reed's structured joint embedding); at step
+  `text_pretrain` G and D take E's text encoder as their own and keep it fixed, so the condition carries every
+  attribute from the first adversarial step instead of being learnt through D's feedback alone.
+
+Otherwise the encoder is built in and trained end to end (token embedding + GRU, or a bag of embeddings), one
 inside G and one inside D, so a saved generator carries its own encoder; interpolation happens in each
 net's own embedding space. Captions come from `shapes:captions` (data/specs_text.py), shuffled wrong texts are
 the batch's captions shifted by one, and `generate(G, z, labels)` takes token ids (see `encode_text`).
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
@@ -72,6 +80,8 @@ class Text2ImageConfig(RecipeConfig):
     loss: str = "ns"              # the paper's log loss, or another losses.ADVERSARIAL name
     diff_augment: str = ""        # DiffAugment policy on D's images, e.g. "color,translation,cutout"; "" = off
     instance_noise: float = 0.0   # initial std of Gaussian noise on D's images, falling linearly to 0; 0 = off
+    text_pretrain: int = 0        # steps of joint text-image embedding before the game; G and D then fix it; 0 = off
+    text_pretrain_lr: float = 1e-3  # Adam lr of that pretraining
 
     def check(self) -> None:
         super().check()
@@ -81,6 +91,11 @@ class Text2ImageConfig(RecipeConfig):
             raise GanforgeError(f"config key 'text_encoder' must be gru or bag; got {self.text_encoder!r}")
         if self.wrong_text not in ("shuffled", "near_miss"):
             raise GanforgeError(f"config key 'wrong_text' must be shuffled or near_miss; got {self.wrong_text!r}")
+        if not 0 <= self.text_pretrain < self.steps:
+            raise GanforgeError(f"config key 'text_pretrain' must be in [0, steps) = [0, {self.steps}); got "
+                                f"{self.text_pretrain}: the game needs steps after the pretraining")
+        if self.text_pretrain_lr <= 0:
+            raise GanforgeError(f"config key 'text_pretrain_lr' must be > 0; got {self.text_pretrain_lr}")
         if not 0.0 <= self.beta <= 1.0:
             raise GanforgeError(f"config key 'beta' must be in [0, 1]; got {self.beta}")
 
@@ -114,6 +129,30 @@ class TextEncoder(nn.Module):
             h, _ = self.rnn(e)
             return h[torch.arange(tokens.shape[0], device=tokens.device), length - 1]
         return self.out((e * mask.unsqueeze(2)).sum(1) / length.unsqueeze(1))
+
+
+TEMPERATURE = 0.1     # of the contrastive pretraining's cosine similarities
+
+
+class JointEmbedding(nn.Module):
+    """E: a text encoder and an image CNN (the DCGAN discriminator's body + a linear map) into one space."""
+
+    def __init__(self, encoder: TextEncoder, text_dim: int, res: int, ch: int, width: int):
+        super().__init__()
+        self.text = encoder
+        body = DCGANDiscriminator(res, ch, width).body
+        c = [m for m in body if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.image = nn.Sequential(body, nn.Flatten(), nn.Linear(c * 16, text_dim))
+
+    def loss(self, images: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """The symmetric contrastive loss, mean of image->text and text->image cross-entropies over the batch's
+        cosine similarities / TEMPERATURE, and the share of images whose own caption scores highest."""
+        t = F.normalize(self.text(tokens).float(), dim=1)
+        v = F.normalize(self.image(images).float(), dim=1)
+        logits = v @ t.T / TEMPERATURE
+        target = torch.arange(len(logits), device=logits.device)
+        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        return loss, (logits.argmax(1) == target).float().mean()
 
 
 def _projection(text_dim: int, proj_dim: int) -> nn.Sequential:
@@ -175,12 +214,27 @@ class Text2Image(TextConditional):
                                 f"does not. Use data=shapes:captions, or wrong_text=shuffled")
         ch, res, _ = info.shape
         v = len(info.extra["vocab"])
-        return nn.ModuleDict({
+        nets = nn.ModuleDict({
             "G": TextGenerator(TextEncoder(v, c.embed_dim, c.text_dim, c.text_encoder), c.z_dim, c.text_dim,
                                c.proj_dim, res, ch, c.g_width),
             "D": TextDiscriminator(TextEncoder(v, c.embed_dim, c.text_dim, c.text_encoder), c.text_dim,
                                    c.proj_dim, res, ch, c.d_width),
         })
+        if c.text_pretrain:
+            nets["E"] = JointEmbedding(TextEncoder(v, c.embed_dim, c.text_dim, c.text_encoder), c.text_dim,
+                                       res, ch, c.d_width)
+        return nets
+
+    def fixed(self, nets: Nets) -> list[nn.Module]:
+        # G's and D's encoders take E's at step text_pretrain and keep it
+        return [nets["G"].text, nets["D"].text] if self.cfg.text_pretrain else []
+
+    @property
+    def players(self) -> dict[str, tuple[str, ...]]:
+        return {"G": ("G",), "D": ("D",), **({"E": ("E",)} if self.cfg.text_pretrain else {})}
+
+    def lr(self, player: str) -> float:
+        return self.cfg.text_pretrain_lr if player == "E" else super().lr(player)
 
     # -- text in, images out ------------------------------------------------------------------------------
     def encode_text(self, texts: list[str]) -> Tensor:
@@ -218,10 +272,21 @@ class Text2Image(TextConditional):
         return d_input(x, c.diff_augment, c.instance_noise, step, c.steps)
 
     def phases(self, step: int) -> list[Phase]:
+        if step < self.cfg.text_pretrain:
+            return [Phase("E", "E", self.embed_loss)]
         return [Phase("D", "D", self.d_loss), Phase("G", "G", self.g_loss)]
+
+    def embed_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
+        loss, acc = nets["E"].loss(ctx.real, ctx.batch["text"])
+        return {"loss": loss, "acc": acc}
 
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         G, D = nets["G"], nets["D"]
+        if self.cfg.text_pretrain and ctx.step == self.cfg.text_pretrain:   # the game's first step
+            with torch.no_grad():
+                for net in (G, D):
+                    for mine, learnt in zip(net.text.parameters(), nets["E"].text.parameters()):
+                        mine.copy_(learnt)
         real, text = ctx.real, ctx.batch["text"]
         with torch.no_grad():   # the D step must not build a graph into G
             fake = G(self.noise(real.shape[0], ctx.device), text)

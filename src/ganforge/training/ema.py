@@ -1,5 +1,6 @@
 """Exponential moving average of a network's weights (Karras et al. 2018 §A.1; Yazici et al. 2019,
-arXiv:1806.04498): theta_ema <- d * theta_ema + (1 - d) * theta after each update of that network.
+arXiv:1806.04498): theta_ema <- d * theta_ema + (1 - d) * theta after each update of that network; weights
+that no optimizer trains (requires_grad off) are copied.
 Buffers (BatchNorm running statistics) are copied, not averaged: they describe the live weights' activations,
 not the averaged weights', so before the EMA copy is sampled or saved `standing_statistics` re-measures them
 on the EMA weights themselves (BigGAN's "standing statistics", Brock et al. 2019, arXiv:1809.11096)."""
@@ -23,7 +24,10 @@ class EMA:
         """One update with `decay` (a recipe's schedule, Recipe.ema_decay), else the constructor's."""
         d = self.decay if decay is None else decay
         for p_ema, p in zip(self.net.parameters(), net.parameters()):
-            p_ema.lerp_(p.detach(), 1.0 - d)
+            if p.requires_grad:
+                p_ema.lerp_(p.detach(), 1.0 - d)
+            else:      # a fixed part (Recipe.fixed) is not being trained: its average is itself, even when replaced
+                p_ema.copy_(p)
         for b_ema, b in zip(self.net.buffers(), net.buffers()):
             b_ema.copy_(b)
 

@@ -48,6 +48,8 @@ class Trainer:
         trainable = {n for names in recipe.players.values() for n in names}
         for name, net in self.nets.items():
             net.requires_grad_(name in trainable)
+        for part in recipe.fixed(self.nets):
+            part.requires_grad_(False)
         self.params = {p: [q for n in names for q in self.nets[n].parameters()] for p, names in recipe.players.items()}
         self.ema = EMA(self.nets[recipe.ema], cfg.ema_decay) if recipe.ema and cfg.ema_decay > 0 else None
         self.lazy = optim.lazy_phases(recipe)                # player -> every of its lazy phase
