@@ -21,18 +21,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# name -> (recipe, preset, the picture inside the run folder: "samples" = the last sample grid)
+# name -> (recipe, preset, the picture inside the run folder: a glob whose last match is taken; "samples/*" = the
+# last sample grid; dann and simgan draw their own labelled pictures in plots/)
 ROWS = {
-    "gan-ring": ("gan", "ring", "samples"),
-    "dcgan": ("dcgan", "digits", "samples"),
-    "wgan-ring": ("wgan", "ring", "samples"),
-    "wgan_gp": ("wgan_gp", "digits", "samples"),
-    "sngan": ("sngan", "digits", "samples"),
-    "lsgan": ("lsgan", "digits", "samples"),
-    "text2image": ("text2image", "shapes", "samples"),
-    "simgan": ("simgan", "fonts", "samples"),
-    "ssgan": ("ssgan", "digits", "samples"),
-    "dann": ("dann", "fonts2digits", "samples"),
+    "gan-ring": ("gan", "ring", "samples/*"),
+    "dcgan": ("dcgan", "digits", "samples/*"),
+    "wgan-ring": ("wgan", "ring", "samples/*"),
+    "wgan_gp": ("wgan_gp", "digits", "samples/*"),
+    "sngan": ("sngan", "digits", "samples/*"),
+    "lsgan": ("lsgan", "digits", "samples/*"),
+    "text2image": ("text2image", "shapes", "samples/*"),
+    "simgan": ("simgan", "fonts", "plots/refined-*.png"),
+    "ssgan": ("ssgan", "digits", "samples/*"),
+    "dann": ("dann", "fonts2digits", "plots/predictions-*.png"),
 }
 
 
@@ -41,8 +42,8 @@ def command(recipe: str, preset: str, out: Path, threads: int) -> list[str]:
             "--threads", str(threads), "--quiet"]
 
 
-def last(folder: Path) -> Path | None:
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".png", ".gif")) if folder.is_dir() else []
+def last(run: Path, pattern: str) -> Path | None:
+    files = sorted(p for p in run.glob(pattern) if p.suffix in (".png", ".gif"))
     return files[-1] if files else None
 
 
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
             out = runs / n
             shutil.rmtree(out, ignore_errors=True)
             seconds = timed(command(recipe, preset, out, a.threads))
-            pic = last(out / where)
+            pic = last(out, where)
             cmd = f"ganforge train {recipe} --preset {preset}"
         dest = images / f"family-{n}.png"
         if pic is not None and pic.suffix == ".png":
