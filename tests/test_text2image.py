@@ -208,6 +208,27 @@ def test_resume_is_bit_identical(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_mode_seeking_term_and_its_place_in_g_loss():
+    from ganforge.recipes.text2image import mode_seeking_term
+
+    x1, x2 = torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.5)
+    z1, z2 = torch.zeros(2, 8), torch.full((2, 8), 2.0)
+    assert math.isclose(mode_seeking_term(x1, x2, z1, z2).item(), 1 / (0.25 + 1e-5), rel_tol=1e-6)
+    assert mode_seeking_term(x1, x1, z1, z2).item() == 1e5          # one image for both noises: the largest
+    rec, data = recipe_for(interpolate=False)
+    nets = rec.build()
+    torch.manual_seed(0)
+    plain = rec.g_loss(nets, ctx_for(data))
+    rec.cfg.mode_seeking = 2.0
+    torch.manual_seed(0)
+    ms = rec.g_loss(nets, ctx_for(data))
+    # the same first fake (same noise draw), plus lambda x the term on a second draw of the same captions
+    assert "mode_seeking" not in plain and ms["mode_seeking"].item() > 0
+    assert math.isclose(ms["loss"].item(), plain["loss"].item() + 2.0 * ms["mode_seeking"].item(), rel_tol=1e-5)
+    with pytest.raises(GanforgeError, match="mode_seeking"):
+        make_config("text2image", overrides={"mode_seeking": -1})
+
+
 # -- text pretraining ----------------------------------------------------------------------------------------
 def test_joint_embedding_loss_is_the_symmetric_contrastive_cross_entropy():
     from ganforge.recipes.text2image import TEMPERATURE, JointEmbedding

@@ -21,6 +21,9 @@ projected phi(t) replicated spatially, and scores the pair with a 1x1 conv + lin
 - GAN-INT (Reed §4.3): G also gets interpolated embeddings beta phi(t1) + (1 - beta) phi(t2) (beta = 0.5),
   adding E log(1 - D(G(z, t_int), t_int)) to its objective (`interpolate=true`). D is never trained on them.
 
+- Mode seeking (`mode_seeking` = lambda, Mao et al. 2019, arXiv:1903.05628, eq. 3): a conditional G can
+  ignore z and still fool D, one image per caption. G also draws a second image of the same captions from
+  fresh noise and minimises lambda / (d_I / d_z + 1e-5), d_I = mean |G(z1, t) - G(z2, t)|, d_z = mean |z1 - z2|.
 - Text pretraining (`text_pretrain` steps, Reed §3: the paper's encoder was trained first, on a joint
   embedding of its data set's images and captions, then fixed): the first steps train only E, a text encoder
   and an image CNN, with a symmetric contrastive loss (each image's caption is its positive among the batch's
@@ -80,6 +83,7 @@ class Text2ImageConfig(RecipeConfig):
     loss: str = "ns"              # the paper's log loss, or another losses.ADVERSARIAL name
     diff_augment: str = ""        # DiffAugment policy on D's images, e.g. "color,translation,cutout"; "" = off
     instance_noise: float = 0.0   # initial std of Gaussian noise on D's images, falling linearly to 0; 0 = off
+    mode_seeking: float = 0.0     # weight of MSGAN's diversity term in G's loss; 0 = off
     text_pretrain: int = 0        # steps of joint text-image embedding before the game; G and D then fix it; 0 = off
     text_pretrain_lr: float = 1e-3  # Adam lr of that pretraining
 
@@ -94,6 +98,8 @@ class Text2ImageConfig(RecipeConfig):
         if not 0 <= self.text_pretrain < self.steps:
             raise GanforgeError(f"config key 'text_pretrain' must be in [0, steps) = [0, {self.steps}); got "
                                 f"{self.text_pretrain}: the game needs steps after the pretraining")
+        if self.mode_seeking < 0:
+            raise GanforgeError(f"config key 'mode_seeking' must be >= 0; got {self.mode_seeking}")
         if self.text_pretrain_lr <= 0:
             raise GanforgeError(f"config key 'text_pretrain_lr' must be > 0; got {self.text_pretrain_lr}")
         if not 0.0 <= self.beta <= 1.0:
@@ -106,6 +112,11 @@ def matching_aware_d(*, real_logits: Tensor, wrong_logits: Tensor, fake_logits: 
     for a pairing loss (rpgan) each real is paired with its wrong-text and with its fake counterpart."""
     d = L.ADVERSARIAL[loss].d
     return 0.5 * (d(real_logits=real_logits, fake_logits=wrong_logits) + d(real_logits=real_logits, fake_logits=fake_logits))
+
+
+def mode_seeking_term(x1: Tensor, x2: Tensor, z1: Tensor, z2: Tensor, eps: float = 1e-5) -> Tensor:
+    """MSGAN's term (Mao et al. 2019, eq. 3) for G to minimise: 1 / (mean |x1 - x2| / mean |z1 - z2| + eps)."""
+    return 1.0 / ((x1.float() - x2.float()).abs().mean() / (z1.float() - z2.float()).abs().mean() + eps)
 
 
 class TextEncoder(nn.Module):
@@ -313,11 +324,16 @@ class Text2Image(TextConditional):
         text = ctx.batch["text"]
         n = text.shape[0]
         phi_g, phi_d = G.text(text), D.text(text)
-        fake = G.from_embedding(self.noise(n, ctx.device), phi_g)
+        z = self.noise(n, ctx.device)
+        fake = G.from_embedding(z, phi_g)
         view = lambda x: D.body(self.d_view(x, ctx.step))   # noqa: E731
         loss = L.g_loss(self.cfg.loss, fake_logits=D.score(view(fake), phi_d),             # real: right text
                         score_real=lambda: D.score(view(ctx.real), phi_d))
         logs = {"cond": loss.detach()}
+        if self.cfg.mode_seeking:
+            z2 = self.noise(n, ctx.device)
+            ms = mode_seeking_term(fake, G.from_embedding(z2, phi_g), z, z2)
+            loss, logs["mode_seeking"] = loss + self.cfg.mode_seeking * ms, ms.detach()
         if self.cfg.interpolate:
             b = self.cfg.beta
             mix_g = b * phi_g + (1 - b) * phi_g.roll(1, dims=0)
