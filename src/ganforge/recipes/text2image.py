@@ -145,14 +145,19 @@ class TextEncoder(nn.Module):
 TEMPERATURE = 0.1     # of the contrastive pretraining's cosine similarities
 
 
+def _image_body(res: int, ch: int, width: int) -> tuple[nn.Sequential, int]:
+    """The DCGAN discriminator's body (image -> C x 4 x 4) and its C."""
+    body = DCGANDiscriminator(res, ch, width).body
+    return body, [m for m in body if isinstance(m, nn.Conv2d)][-1].out_channels
+
+
 class JointEmbedding(nn.Module):
     """E: a text encoder and an image CNN (the DCGAN discriminator's body + a linear map) into one space."""
 
     def __init__(self, encoder: TextEncoder, text_dim: int, res: int, ch: int, width: int):
         super().__init__()
         self.text = encoder
-        body = DCGANDiscriminator(res, ch, width).body
-        c = [m for m in body if isinstance(m, nn.Conv2d)][-1].out_channels
+        body, c = _image_body(res, ch, width)
         self.image = nn.Sequential(body, nn.Flatten(), nn.Linear(c * 16, text_dim))
 
     def loss(self, images: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
@@ -187,8 +192,7 @@ class TextDiscriminator(nn.Module):
     def __init__(self, encoder: TextEncoder, text_dim: int, proj_dim: int, res: int, ch: int, width: int):
         super().__init__()
         self.text, self.proj = encoder, _projection(text_dim, proj_dim)
-        self.body = DCGANDiscriminator(res, ch, width).body          # image -> C x 4 x 4
-        c = [m for m in self.body if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.body, c = _image_body(res, ch, width)          # image -> C x 4 x 4
         self.joint = nn.Sequential(nn.Conv2d(c + proj_dim, c, 1), nn.LeakyReLU(0.2, True), nn.Flatten())
         self.head = nn.Linear(c * 16, 1)
         self.joint.apply(dcgan_init), self.head.apply(dcgan_init)
@@ -294,10 +298,8 @@ class Text2Image(TextConditional):
     def d_loss(self, nets: Nets, ctx: StepContext) -> dict[str, Tensor]:
         G, D = nets["G"], nets["D"]
         if self.cfg.text_pretrain and ctx.step == self.cfg.text_pretrain:   # the game's first step
-            with torch.no_grad():
-                for net in (G, D):
-                    for mine, learnt in zip(net.text.parameters(), nets["E"].text.parameters()):
-                        mine.copy_(learnt)
+            for net in (G, D):
+                net.text.load_state_dict(nets["E"].text.state_dict())
         real, text = ctx.real, ctx.batch["text"]
         with torch.no_grad():   # the D step must not build a graph into G
             fake = G(self.noise(real.shape[0], ctx.device), text)
