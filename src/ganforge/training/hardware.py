@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..data.base import Data
+from ..conv_grad import route_convs
 from ..errors import GanforgeError
 from ..precision import guard_convs
 from . import distributed
@@ -269,8 +270,9 @@ def choose(cfg, device: torch.device, nets: nn.ModuleDict, threads: tuple[int | 
 
 
 def prepare(nets: nn.ModuleDict, how: Choices, sync: bool) -> None:
-    """The nets as this run computes with them, changed in place: under CPU bf16 a conv whose taps meet only
-    padding runs fp32 (precision.guard_convs: an oneDNN AMX defect), BatchNorm is synchronized over the
+    """The nets as this run computes with them, changed in place: under CPU bf16 the convs where oneDNN's
+    weight gradient is slow get it from one GEMM (conv_grad.route_convs), the other convs whose taps meet only
+    padding run fp32 (precision.guard_convs: an oneDNN AMX defect), BatchNorm is synchronized over the
     processes when `sync` (torchrun, sync_bn=true), 2-D conv nets are channels_last (the layout oneDNN and
     tensor cores compute in: no per-layer reorders), and cuDNN times its algorithms once (fixed shapes)."""
     guard(nets, how)
@@ -288,6 +290,7 @@ def guard(nets: nn.ModuleDict, how: Choices) -> None:
     if how.precision == "bf16" and how.device.type == "cpu":
         for net in nets.values():
             guard_convs(net)
+            route_convs(net)
 
 
 def resume(how: Choices, saved: dict, cfg, say: bool) -> tuple[Choices, list[str]]:
