@@ -21,6 +21,7 @@ which bounds the memory of a streamed 50k-sample evaluation.
     python benchmarks/throughput.py --res 32 --rounds 3   # quicker
     python benchmarks/throughput.py --device cuda --precision bf16 --res 32 64
     python benchmarks/throughput.py --fid-check --seeds 0 1 2   # digits FID: fp32 vs auto precision
+    python benchmarks/throughput.py --fid-check --fid-compare conv_grad --fid-res 32   # oneDNN vs GEMM wgrad
     python benchmarks/throughput.py --features-only --threads 1 # FID extractors: plain vs fused Inception-v3
 """
 from __future__ import annotations
@@ -354,8 +355,11 @@ def inception_paths(a, device: torch.device, res: int, peaks: dict) -> None:
 
 
 def fid_check(a) -> None:
-    """Short `ganforge train` runs at fp32 and at auto precision, several seeds: digits FID of each."""
+    """Short `ganforge train` runs, several seeds, digits FID of each: at fp32 and at auto precision
+    (--fid-compare precision), or at auto precision with oneDNN's weight gradients (the earlier default) and
+    with conv_grad's GEMM route (--fid-compare conv_grad)."""
     import ganforge
+    import ganforge.conv_grad as conv_grad
     from ganforge.data import resolve
     from ganforge.metrics.digits import load_digits_evaluator
     from ganforge.metrics.stats import fid
@@ -369,17 +373,26 @@ def fid_check(a) -> None:
 
     ref = feats(train.x.float().div(127.5).sub(1.0))
     results: dict[str, list[float]] = {}
+    rule = conv_grad.gemm_wins
+    variants = ([("fp32", "fp32", rule), ("auto", "auto", rule)] if a.fid_compare == "precision" else
+                [("onednn", "auto", lambda *_: False), ("gemm", "auto", rule)])
+    extra = {"resolution": a.fid_res} if a.fid_res else {}
     with tempfile.TemporaryDirectory() as tmp:
-        for precision in ("fp32", "auto"):
+        for name, precision, wins in variants:
             for seed in a.seeds:
                 t = time.perf_counter()
-                s = ganforge.train("dcgan", preset="digits", out=Path(tmp) / f"{precision}-{seed}", progress=False,
-                                   seed=seed, precision=precision, steps=a.fid_steps, sample_every=10**9)
+                conv_grad.gemm_wins = wins
+                try:
+                    s = ganforge.train("dcgan", preset="digits", out=Path(tmp) / f"{name}-{seed}", progress=False,
+                                       seed=seed, precision=precision, steps=a.fid_steps, sample_every=10**9,
+                                       **extra)
+                finally:
+                    conv_grad.gemm_wins = rule
                 g = ganforge.load(s["run_dir"])
                 value = fid(feats(g.sample(1000, seed=123)), ref)
-                results.setdefault(f"{precision} ({s['precision']})", []).append(value)
-                print(f"  precision={precision:4s} -> {s['precision']:4s} seed={seed}: digits FID {value:7.2f} "
-                      f"({time.perf_counter() - t:.0f} s)", flush=True)
+                results.setdefault(f"{name} ({s['precision']})", []).append(value)
+                print(f"  {name:6s} precision={precision:4s} -> {s['precision']:4s} seed={seed}: digits FID "
+                      f"{value:7.2f} ({time.perf_counter() - t:.0f} s)", flush=True)
     print(f"\n== digits FID after {a.fid_steps} steps (1,000 samples vs the 1,437 training images) ==")
     for k, v in results.items():
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
@@ -403,6 +416,8 @@ def main(argv=None) -> int:
     p.add_argument("--fid-check", action="store_true", help="only: digits FID of fp32 vs auto-precision runs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--fid-steps", type=int, default=1500)
+    p.add_argument("--fid-compare", choices=["precision", "conv_grad"], default="precision")
+    p.add_argument("--fid-res", type=int, default=0, help="dcgan's resolution (0: the digits preset's)")
     p.add_argument("extra", nargs="*", help="key=value config overrides for ganforge's dcgan (e.g. compile=true)")
     a = p.parse_args(argv)
     from ganforge.config import parse_overrides
