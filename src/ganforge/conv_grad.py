@@ -3,17 +3,16 @@
 On CPUs with AMX, oneDNN's bf16 backward-weights kernel (brgconv_bwd_w:avx10_1_512_amx in ONEDNN_VERBOSE) is
 both slow -- 4-5x the time of the same convolution's forward, where the same arithmetic as one GEMM runs near
 the matmul peak -- and wrong in one case: it can leave garbage, often NaN, in the gradient of kernel taps that
-only ever meet zero padding (a 3x3 padded conv on a 1x1 map). So under CPU bf16 the trainer routes each plain
-nn.Conv2d / nn.ConvTranspose2d (groups 1, dilation 1, zero padding) through `routed`, which splits the conv
-into two autograd nodes:
+only ever meet zero padding (a 3x3 padded conv on a 1x1 map). So under CPU bf16 the trainer lets each plain
+nn.Conv2d / nn.ConvTranspose2d (groups 1, dilation 1, zero padding) take `routed` on the shapes where
+`gemm_wins`; it splits the conv into two autograd nodes:
 
 - `_Input`: the conv itself (oneDNN forward) whose backward gives only the input gradient, by oneDNN's
   differentiable `convolution_backward` (so gradient penalties' double backward, R1 and WGAN-GP, still see
   how the input gradient depends on the weight);
 - `_Params`: the bias (zeros without one), broadcast to the output and added to it, whose backward gives
-  the weight gradient as
-  windows(input)^T @ grad_output (im2col and one GEMM, chunked over the batch to bound memory) and the bias
-  gradient. It holds only the parameters as differentiable inputs, so a backward that asks for other
+  the weight gradient as windows(input)^T @ grad_output (im2col and one GEMM, chunked over the batch) and
+  the bias gradient. It holds only the parameters as differentiable inputs, so a backward that asks for other
   tensors' gradients -- the G step's `backward(inputs=G's parameters)` through D -- never runs it.
 
 For a transposed conv the roles swap: the weight gradient is windows(grad_output)^T @ input.
@@ -28,7 +27,8 @@ from torch import Tensor, nn
 
 from .precision import wide
 
-# im2col rows are computed this many elements at a time (64 MiB of bf16): a 3x3 conv's windows are 9x its input
+# im2col windows are built this many elements at a time (8 MiB of bf16): a 3x3 conv's windows are 9x its input,
+# and a 33 MB buffer took 10x the time per element of a 17 MB one (fresh pages from the OS on every call)
 CHUNK = 1 << 22
 
 
@@ -136,8 +136,9 @@ def _active(x: Tensor) -> bool:
 def _conv_forward(self: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if _active(x):
         conv = (self.stride, self.padding, (0, 0), False)
-        out = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(x.shape[-2:], self.kernel_size, self.stride, self.padding)]
-        if gemm_wins(self.kernel_size, self.stride, self.out_channels, out[0] * out[1]):
+        h, w = ((n + 2 * p - k) // s + 1 for n, k, s, p in zip(x.shape[-2:], self.kernel_size, self.stride,
+                                                               self.padding))
+        if gemm_wins(self.kernel_size, self.stride, self.out_channels, h * w):
             return routed(x, weight, bias, conv, torch.get_autocast_dtype("cpu"))
     return self._native(x, weight, bias)
 
