@@ -48,11 +48,10 @@ def weight_grad(x: Tensor, g: Tensor, k: tuple[int, int], s: tuple[int, int], p:
     n, h, w = a.shape[0], a.shape[2], a.shape[3]
     rows = a.permute(0, 2, 3, 1).reshape(n, h * w, a.shape[1])
     per = max(1, CHUNK // max(1, h * w * k[0] * k[1] * b.shape[1]))
-    total = None
-    for i in range(0, n, per):
-        part = rows[i:i + per].reshape(-1, a.shape[1]).t() @ _windows(b[i:i + per], k, s, p, h, w)
-        total = wide(part) if total is None else total + wide(part)     # bf16 partial sums add in fp32
-    out = total.to(a.dtype).view(a.shape[1], k[0], k[1], b.shape[1])
+    parts = [rows[i:i + per].reshape(-1, a.shape[1]).t() @ _windows(b[i:i + per], k, s, p, h, w)
+             for i in range(0, n, per)]
+    total = parts[0] if len(parts) == 1 else sum(wide(q) for q in parts).to(a.dtype)   # partial sums in fp32
+    out = total.view(a.shape[1], k[0], k[1], b.shape[1])
     return out.permute(0, 3, 1, 2)                 # (a's channels, b's channels, kh, kw), channels_last strides
 
 
