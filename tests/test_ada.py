@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 import ganforge
 from ganforge import ada as A
 from ganforge.api import make_config
-from ganforge.data import DataInfo
+from ganforge.data import DataInfo, resolve
 from ganforge.errors import GanforgeError
 from ganforge.metrics.attributes import load_attribute_classifier, to_classifier_input
 from ganforge.metrics.features import load_extractor
@@ -132,13 +132,34 @@ def test_overfit_watch_fires_once_after_n_consecutive_rows():
     assert "every input already" in A.OverfitWatch(rows=1)(ada_row(1.0))
 
 
+def test_overfit_watch_says_overfitting_only_after_d_has_seen_the_training_images_twice():
+    row = {"step": 300, "D/acc_real": 0.99, "D/acc_fake": 0.99}
+    early = A.OverfitWatch(rows=1, fixes="do X", epoch_steps=312.5)(row)          # 20,000 images, batch 64
+    assert "after 1.0 passes over the training images" in early and "not overfitting" in early
+    assert "G is not keeping up" in early and "d_lr" in early and "do X" not in early
+    late = A.OverfitWatch(rows=1, fixes="do X", epoch_steps=10.0)(row)             # 30 passes
+    assert "it is overfitting the training images (30 passes over them)" in late and "do X" in late
+    unknown = A.OverfitWatch(rows=1, fixes="do X")(row)                             # no data size: as before
+    assert "it is overfitting the training images, and" in unknown
+
+
+def test_the_watch_counts_passes_from_the_data_size_batch_and_d_steps():
+    for d_steps in (1, 5):
+        cls, cfg = make_config("dcgan", None, {"batch_size": 50, "d_steps": d_steps})
+        _, watch = A.for_recipe(cfg, _info(spec="digits", images=1000))
+        assert watch.epoch_steps == 1000 / (50 * d_steps)
+    _, info = resolve("digits", resolution=8)
+    assert info.extra["images"] == 1437                 # every image data set records its size
+
+
 def test_the_overfitting_warning_reaches_the_console_and_the_summary(tmp_path, tiny, capsys, monkeypatch):
     spec = _folder(tmp_path / "imgs")
-    monkeypatch.setattr(A.OverfitWatch.__init__, "__defaults__", (-1.0, 2, ""))   # every row "overfits"
+    monkeypatch.setattr(A.OverfitWatch.__init__, "__defaults__", (-1.0, 5, "", 0.0))   # every row "overfits"
+    tiny = {**tiny, "steps": 6}      # 16 images, batch 8: the warning at step 5 comes after 2.5 passes over them
     s = ganforge.train("dcgan", out=tmp_path / "r", progress=False, data=spec,
                        **{**tiny, "resolution": 8, "ada": "off"})
     err = capsys.readouterr().err
-    assert err.count("D has told real from fake") == 1 and "ada=on" in err
+    assert err.count("D has told real from fake") == 1 and "ada=on" in err and "(2 passes over them)" in err
     assert len(s["warnings"]) == 1
     # with a fixed DiffAugment policy on, the note does not suggest turning it on
     s = ganforge.train("dcgan", out=tmp_path / "da", progress=False, data=spec,

@@ -69,7 +69,8 @@ def for_recipe(cfg, info) -> tuple[AdaptiveP | None, OverfitWatch | None]:
     if cfg.diff_augment:   # a fixed policy is on already: the remedies it leaves
         fixes = (f"diff_augment={cfg.diff_augment} is on already: add training images, make D smaller (d_width), "
                  f"or give D less lr than G (d_lr)")
-    return ada, (OverfitWatch(fixes=fixes) if info.kind == "image" else None)
+    epoch = info.extra.get("images", 0) / (cfg.batch_size * cfg.d_steps)     # D's steps per pass over the reals
+    return ada, (OverfitWatch(fixes=fixes, epoch_steps=epoch) if info.kind == "image" else None)
 
 
 class AdaptiveP:
@@ -118,10 +119,13 @@ class AdaptiveP:
 class OverfitWatch:
     """One warning when D tells real from fake for `rows` consecutive log rows: D/acc_real and D/acc_fake both
     above `threshold` (Karras 2020 §2: an overfitting D is confident on the training reals and on the fakes,
-    while its validation accuracy falls; the log has no validation reals, so a long stretch is the sign)."""
+    while its validation accuracy falls; the log has no validation reals, so a long stretch is the sign).
+    `epoch_steps` (G steps per pass of D over the training images; 0 = unknown) tells the two causes apart:
+    before D has seen every training image twice it cannot have memorised them, and the warning says that G
+    is not keeping up instead."""
 
-    def __init__(self, threshold: float = 0.9, rows: int = 5, fixes: str = ""):
-        self.threshold, self.rows, self.fixes = threshold, rows, fixes
+    def __init__(self, threshold: float = 0.9, rows: int = 5, fixes: str = "", epoch_steps: float = 0.0):
+        self.threshold, self.rows, self.fixes, self.epoch_steps = threshold, rows, fixes, epoch_steps
         self.run, self.fired = 0, False
 
     def __call__(self, row: dict) -> str | None:
@@ -132,13 +136,19 @@ class OverfitWatch:
         if self.run < self.rows:
             return None
         self.fired = True
+        head = (f"ganforge: warning: D has told real from fake (accuracy > {self.threshold:.2f} on both) for "
+                f"{self.rows} log rows up to step {row.get('step')}")
+        epochs = row.get("step", 0) / self.epoch_steps if self.epoch_steps else None
+        if epochs is not None and epochs < 2:
+            return (f"{head}, after {epochs:.1f} passes over the training images: too few to memorise them, so "
+                    "D is not overfitting; G's samples are easy to tell apart and G is not keeping up. Fixes: "
+                    "give D less lr than G (d_lr), a smaller D (d_width), or instance_noise")
         p, fixes = row.get("D/augment_p"), self.fixes
         if p is not None:    # ADA is on: say where its p is, and what is left to do
             fixes = (f"ADA's p is {p:.2f}: " + ("it augments every input already; add training images, or make D "
                      "smaller (d_width)" if p > 0.99 else "lower ada_images so that p rises sooner, or ada_target"))
-        return (f"ganforge: warning: D has told real from fake (accuracy > {self.threshold:.2f} on both) for "
-                f"{self.rows} log rows up to step {row.get('step')}: it is overfitting the training images, and G "
-                f"learns little from it. {fixes}")
+        seen = f" ({epochs:.0f} passes over them)" if epochs is not None else ""
+        return f"{head}: it is overfitting the training images{seen}, and G learns little from it. {fixes}"
 
 
 def warn(note: str | None) -> str | None:

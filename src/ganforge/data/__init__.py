@@ -42,4 +42,6 @@ def resolve(spec: str, *, split: str = "train", resolution: int | None = None, c
     if info.kind == "image" and (resolution or channels):
         data.x = set_channels(resize_uint8(data.x, resolution or data.x.shape[-1]), channels)
         info.shape = tuple(data.x.shape[1:])
+    if info.kind == "image":
+        info.extra.setdefault("images", len(data))    # the health warnings count epochs with it (ada.OverfitWatch)
     return data, info
