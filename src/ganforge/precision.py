@@ -14,7 +14,8 @@ steps of 0.4% of its value, and fp16 overflows above 65,504. So:
 `guard_convs` works around an oneDNN defect on CPUs with AMX: the bf16 backward-weights kernel
 (brgconv_bwd_w:avx10_1_512_amx in ONEDNN_VERBOSE) sometimes leaves garbage, often NaN, in the weight
 gradient of kernel taps that only ever see zero padding (a 3x3 padded conv on a 1x1 map, pix2pix's
-innermost U-Net conv on a 2x2 map, SRResNet's 9x9 head on a 2x2 input). Those convs run in fp32.
+innermost U-Net conv on a 2x2 map, SRResNet's 9x9 head on a 2x2 input). Those convs run in fp32, unless
+conv_grad routes them (its GEMM weight gradient windows only zeros there, so those taps get exactly 0).
 """
 from __future__ import annotations
 
