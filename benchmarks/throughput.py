@@ -195,6 +195,44 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+OP_GROUPS = (("conv forward", ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution"),
+              ("convolution", "_convolution")),
+             ("conv backward", ("aten::convolution_backward",), ("convolution_backward",)),
+             ("matmul (Linear, conv_grad's GEMMs)", ("aten::mm", "aten::addmm", "aten::bmm"), ("mm", "addmm", "bmm")),
+             ("copies and casts", ("aten::copy_", "aten::_to_copy"), ()),
+             ("BatchNorm", ("aten::native_batch_norm", "aten::native_batch_norm_backward"), ()),
+             ("activations", ("aten::leaky_relu_", "aten::leaky_relu_backward", "aten::threshold_backward",
+                              "aten::clamp_min_", "aten::tanh", "aten::tanh_backward"), ()),
+             ("optimizer", ("aten::_fused_adam_",), ()))
+
+
+def op_table(fn, steps: int, peak: float) -> None:
+    """Where a CPU step's time goes, by op group (torch.profiler self time) and how fast each group computes
+    (torch.utils.flop_counter FLOPs over that time, against the bf16 matmul peak): the measured reason a step
+    stays below the peak."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    flops = {str(k).split(".")[-1]: v for k, v in counter.get_flop_counts()["Global"].items()}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            fn()
+    self_us = {e.key: e.self_cpu_time_total / steps for e in prof.key_averages()}
+    total = sum(self_us.values())
+    rest = total
+    print(f"  ganforge step by op group (torch.profiler self time, {steps} steps; FLOPs by torch.utils.flop_counter):")
+    for name, ops, flop_ops in OP_GROUPS:
+        t = sum(self_us.get(o, 0.0) for o in ops)
+        rest -= t
+        f = sum(flops.get(o, 0) for o in flop_ops)
+        rate = f"{f / 1e9:6.2f} GFLOP, {f / (t * 1e-6) / 1e9:7.1f} GFLOP/s = {100 * f / (t * 1e-6) / peak:3.0f}% of the " \
+               "bf16 peak" if f and t else ""
+        print(f"    {name:36s} {100 * t / total:5.1f}%  {t / 1e3:7.2f} ms  {rate}")
+    print(f"    {'everything else':36s} {100 * rest / total:5.1f}%  {rest / 1e3:7.2f} ms")
+
+
 def timed(fn, k: int, device: torch.device) -> float:
     sync(device)
     t = time.perf_counter()
@@ -269,6 +307,8 @@ def bench_training(res: int, a, device: torch.device, peaks: dict, tmp: Path) ->
     print(f"  ceiling: ganforge's FLOPs/step at 100% of the bf16 matmul peak = {out['bound']:.0f} img/s = "
           f"{out['bound'] / out['ref']:.2f}x the reference")
     print(f"  peak memory per step ({how}): reference {out['mem_ref']:.0f} MiB, ganforge {out['mem_gf']:.0f} MiB")
+    if device.type == "cpu":
+        op_table(step_gf, 3, peaks["bf16"])
 
     # sampling: the trained-model path (eval mode, no grad), fp32 and the trainer's precision
     G = trainer.sampler().eval()
