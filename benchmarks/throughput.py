@@ -227,8 +227,9 @@ def op_table(fn, steps: int, peak: float) -> None:
         t = sum(self_us.get(o, 0.0) for o in ops)
         rest -= t
         f = sum(flops.get(o, 0) for o in flop_ops)
-        rate = f"{f / 1e9:6.2f} GFLOP, {f / (t * 1e-6) / 1e9:7.1f} GFLOP/s = {100 * f / (t * 1e-6) / peak:3.0f}% of the " \
-               "bf16 peak" if f and t else ""
+        speed = f / (t * 1e-6) if f and t else 0.0
+        rate = f"{f / 1e9:6.2f} GFLOP, {speed / 1e9:7.1f} GFLOP/s = {100 * speed / peak:3.0f}% of the bf16 peak" \
+            if speed else ""
         print(f"    {name:36s} {100 * t / total:5.1f}%  {t / 1e3:7.2f} ms  {rate}")
     print(f"    {'everything else':36s} {100 * rest / total:5.1f}%  {rest / 1e3:7.2f} ms")
 
