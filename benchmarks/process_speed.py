@@ -12,7 +12,7 @@ times is the training time of the extra steps, so import and start-up cancel out
 Rounds alternate the two sides (ABBA), and the speed-up is the median of the per-round ratios.
 
     python benchmarks/process_speed.py                      # 32x32, 3 rounds, 20 and 220 steps
-    python benchmarks/process_speed.py --res 64 --long 120
+    python benchmarks/process_speed.py --res 64 --short 10 --long 110
 """
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def for_recipe(cfg, info) -> tuple[AdaptiveP | None, OverfitWatch | None]:
     if cfg.diff_augment:   # a fixed policy is on already: the remedies it leaves
         fixes = (f"diff_augment={cfg.diff_augment} is on already: add training images, make D smaller (d_width), "
                  f"or give D less lr than G (d_lr)")
-    epoch = info.extra.get("images", 0) / (cfg.batch_size * cfg.d_steps)     # D's steps per pass over the reals
+    epoch = info.extra.get("images", 0) / (cfg.batch_size * cfg.d_steps)     # G steps per pass of D over the reals
     return ada, (OverfitWatch(fixes=fixes, epoch_steps=epoch) if info.kind == "image" else None)
 
 

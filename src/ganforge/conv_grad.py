@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from .precision import wide
 
 # im2col windows are built this many elements at a time (8 MiB of bf16): a 3x3 conv's windows are 9x its input,
-# and a 33 MB buffer took 10x the time per element of a 17 MB one (fresh pages from the OS on every call)
+# and building a 33 MB buffer took 10x the time per element of a 17 MB one (docs/performance.md)
 CHUNK = 1 << 22
 
 
@@ -76,17 +76,16 @@ class _Input(torch.autograd.Function):
 class _Params(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, shape, weight, bias, conv):
-        ctx.conv = conv
+        ctx.conv, ctx.kernel = conv, tuple(weight.shape[2:])
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(x, weight)
+        ctx.save_for_backward(x)
         return (bias.view(1, -1, 1, 1) if ctx.has_bias else weight.new_zeros(())).expand(shape)
 
     @staticmethod
     def backward(ctx, g):
-        x, weight = ctx.saved_tensors
+        x, = ctx.saved_tensors
         stride, padding, _, transposed = ctx.conv
-        gw = weight_grad(x, g, tuple(weight.shape[2:]), stride, padding, transposed) \
-            if ctx.needs_input_grad[2] else None
+        gw = weight_grad(x, g, ctx.kernel, stride, padding, transposed) if ctx.needs_input_grad[2] else None
         gb = g.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[3] else None
         return None, None, gw, gb, None
 
