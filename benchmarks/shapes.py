@@ -10,11 +10,14 @@ judged by the bundled shapes attribute classifier (ganforge.metrics.attributes, 
   samples against the 5,000 test images.
 
 The first row is the floor: N real train images judged and scored the same way (a G that drew the training
-set). A run's last sample grid is copied to --images as shapes_<recipe>.png (seed of the first run).
+set). `--recipes reference` trains the PyTorch DCGAN tutorial's own loop instead (benchmarks/throughput.py's
+Reference: fp32, lr 2e-4 for both, batch 64, no tricks) on the same images for `--reference-steps`: whether the
+data are hard for the textbook DCGAN itself, not only for ganforge's. A run's last sample grid is copied to --images as shapes_<recipe>.png (seed of the first run).
 
     python benchmarks/shapes.py                                   # dcgan, progan, stylegan; 3 seeds each
     python benchmarks/shapes.py --recipes dcgan --seeds 1 --set steps=1000
     python benchmarks/shapes.py --score runs/a runs/b             # judge finished runs, train nothing
+    python benchmarks/shapes.py --recipes reference --seeds 2     # the tutorial's DCGAN loop, 3,000 steps
     python benchmarks/shapes.py --recipes dcgan --seeds 2 & python benchmarks/shapes.py --recipes dcgan \
         --seeds 1 --first-seed 2 --images /tmp                    # the seeds split over two processes
 """
@@ -59,6 +62,25 @@ class Judge:
         return {**kind_recognition(self.classifier, x), "fid": fid(self.features(x), self.ref)}
 
 
+def train_reference(seed: int, steps: int, num: int, grid: Path | None) -> torch.Tensor:
+    """The PyTorch DCGAN tutorial's loop on the shapes train split at 32 px; `num` samples of its G (eval mode)."""
+    from throughput import Reference     # benchmarks/ is on sys.path when this script runs
+    from ganforge.viz import save_grid
+
+    torch.manual_seed(seed)
+    data, _ = load_shapes(32, "train")
+    ref = Reference(data.x.float() / 127.5 - 1, 64, torch.device("cpu"))
+    for _ in range(steps):
+        ref.step()
+    ref.netG.eval()
+    with torch.no_grad():
+        z = torch.randn(num, ref.nz, 1, 1, generator=torch.Generator().manual_seed(123))
+        fake = torch.cat([ref.netG(b) for b in z.split(250)])
+    if grid is not None:
+        save_grid(fake[:64], grid)
+    return fake
+
+
 def line(name: str, r: dict, extra: str = "") -> str:
     shares = " / ".join(f"{r[f'share/{k}']:.2f}" for k in KINDS)
     return f"{name:<34} recognised {r['recognised']:.3f}  kinds {shares}  shapes FID {r['fid']:8.2f}{extra}"
@@ -84,6 +106,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench-shapes"), help="where the runs go")
     p.add_argument("--images", default=str(ROOT / "docs" / "images"), help="where the sample grids go")
+    p.add_argument("--reference-steps", type=int, default=3000, help="steps of `--recipes reference`")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     p.add_argument("--score", nargs="*", default=None, metavar="RUN", help="judge these runs; train nothing")
     p.add_argument("--json", default=None)
@@ -108,6 +131,12 @@ def main(argv=None) -> int:
             out = Path(a.runs) / f"{recipe}-{a.preset}-seed{seed}"
             shutil.rmtree(out, ignore_errors=True)
             t0 = time.perf_counter()
+            if recipe == "reference":
+                grid = Path(a.images) / "shapes_reference.png" if seed == a.first_seed else None
+                r = judge(train_reference(seed, a.reference_steps, a.num, grid))
+                mine.append({"recipe": recipe, "seed": seed, **r, "seconds": round(time.perf_counter() - t0, 1)})
+                print(line(f"reference seed {seed}", r, f"  ({mine[-1]['seconds']:.0f} s)"), flush=True)
+                continue
             s = ganforge.train(recipe, preset=a.preset, out=out, progress=False,
                                **{"seed": seed, "threads": a.threads, **overrides})
             seconds = time.perf_counter() - t0
