@@ -12,7 +12,8 @@ judged by the bundled shapes attribute classifier (ganforge.metrics.attributes, 
 The first row is the floor: N real train images judged and scored the same way (a G that drew the training
 set). `--recipes reference` trains the PyTorch DCGAN tutorial's own loop instead (benchmarks/throughput.py's
 Reference: fp32, lr 2e-4 for both, batch 64, no tricks) on the same images for `--reference-steps`: whether the
-data are hard for the textbook DCGAN itself, not only for ganforge's. A run's last sample grid is copied to --images as shapes_<recipe>.png (seed of the first run).
+data are hard for the textbook DCGAN itself, not only for ganforge's. A run's last sample grid is copied to
+--images as shapes_<recipe>.png (seed of the first run).
 
     python benchmarks/shapes.py                                   # dcgan, progan, stylegan; 3 seeds each
     python benchmarks/shapes.py --recipes dcgan --seeds 1 --set steps=1000
