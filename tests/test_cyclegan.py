@@ -211,3 +211,43 @@ def test_translate_both_directions_at_any_size(run, tmp_path, capsys):
     Image.fromarray(np.zeros((6, 20, 3), np.uint8)).save(tmp_path / "thin.png")
     assert main(["translate", str(run), str(tmp_path / "thin.png"), "--out", str(tmp_path / "o")]) == 2
     assert "at least 8 px" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ generator=unet and norm=layer options
+
+def test_unet_generator_option_builds_the_unet_and_keeps_edges_through_skips():
+    from ganforge.models.image2image import ResnetGenerator, UNetGenerator
+    nets = recipe_for(generator="unet")[0].build()
+    assert isinstance(nets["G_ab"], UNetGenerator) and isinstance(nets["G_ba"], UNetGenerator)
+    assert not any(isinstance(m, nn.Dropout) or type(m).__name__ == "NoiseDropout" for m in nets["G_ab"].modules())
+    assert isinstance(recipe_for()[0].build()["G_ab"], ResnetGenerator)    # the paper's stays the default
+    with pytest.raises(GanforgeError, match="generator"):
+        recipe_for(generator="unet256")
+    with pytest.raises(GanforgeError, match="power-of-two"):
+        recipe_for(generator="unet", resolution=12)[0].build()
+
+
+def test_layer_norm_option_is_the_same_in_train_and_eval_mode():
+    recipe, _ = recipe_for(norm="layer")
+    G = recipe.build()["G_ab"]
+    assert any(isinstance(m, nn.GroupNorm) for m in G.modules())
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        train = G.train()(x)
+        # one image alone gives the same output as inside a batch: no batch statistics anywhere
+        assert torch.allclose(G.eval()(x), train, atol=1e-6) and torch.allclose(G(x[:1]), train[:1], atol=1e-6)
+    G_batch = recipe_for(norm="batch")[0].build()["G_ab"]
+    with torch.no_grad():
+        assert not torch.allclose(G_batch.train()(x), G_batch.eval()(x), atol=1e-3)
+
+
+def test_unet_translates_any_size_on_tiles(tmp_path):
+    data = unpaired_folder(tmp_path / "d")
+    assert main(["train", "cyclegan", "--data", f"unpaired:{data}", "--steps", "2", "--out", str(tmp_path / "run"),
+                 "--quiet", "batch_size=2", "g_width=4", "d_width=4", "generator=unet", "norm=layer"]) == 0
+    recipe, G = load_translator(tmp_path / "run", "AtoB")
+    assert recipe.tile() == 8 and isinstance(G, nn.Module)
+    for size in ((12, 20), (5, 6)):          # larger than a tile, and smaller (padded)
+        Image.fromarray(np.random.default_rng(1).integers(0, 255, (*size, 3), dtype=np.uint8)).save(tmp_path / "x.png")
+        assert main(["translate", str(tmp_path / "run"), str(tmp_path / "x.png"), "--out", str(tmp_path / "o.png")]) == 0
+        assert np.asarray(Image.open(tmp_path / "o.png")).shape == (*size, 3)

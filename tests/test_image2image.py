@@ -84,8 +84,10 @@ def test_unet_norm_option():
     instance = UNetGenerator(1, 1, 16, width=4, norm="instance").modules()
     assert any(isinstance(m, nn.InstanceNorm2d) for m in instance)
     assert not any(isinstance(m, nn.InstanceNorm2d) for m in UNetGenerator(1, 1, 16, width=4).modules())
+    # layer: one GroupNorm group per image (the same in train and eval mode, unlike batch norm)
+    assert any(isinstance(m, nn.GroupNorm) for m in UNetGenerator(1, 1, 16, width=4, norm="layer").modules())
     with pytest.raises(ValueError, match="norm"):
-        UNetGenerator(1, 1, 16, norm="layer")
+        UNetGenerator(1, 1, 16, norm="group")
 
 
 @pytest.mark.parametrize("resolution", [4, 12, 48, 0])

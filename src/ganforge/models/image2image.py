@@ -27,7 +27,7 @@ class ArchitectureError(GanforgeError, ValueError):
     """A size or option that the architecture cannot take (a ValueError, and printed cleanly by the CLI)."""
 
 
-NORMS = ("batch", "instance")
+NORMS = ("batch", "instance", "layer")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

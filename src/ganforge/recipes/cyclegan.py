@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .. import losses as L
 from ..errors import GanforgeError
-from ..models.image2image import ImagePool, PatchDiscriminator, ResnetGenerator, patch_layers_for
+from ..models.image2image import ImagePool, PatchDiscriminator, ResnetGenerator, UNetGenerator, patch_layers_for
 from ..registry import RECIPES
 from .base import Nets, Phase, RecipeConfig, StepContext, Translator
 from .pix2pix import DIRECTIONS, check_choice, needs_cond
@@ -40,12 +40,14 @@ class CycleGANConfig(RecipeConfig):
     g_blocks: int = 6            # residual blocks: 6 at 128 px, 9 at 256 px in the paper
     d_width: int = 64            # PatchGAN's first layer
     d_layers: int = 0            # PatchGAN stride-2 layers; 0 = patch_layers_for(resolution)
-    norm: str = "instance"       # instance (the paper's) | batch
+    norm: str = "instance"       # instance (the paper's) | batch | layer (one GroupNorm group: no train/eval gap)
+    generator: str = "resnet"    # resnet (the paper's) | unet (the reference code's --netG unet_128/256)
 
     def check(self) -> None:
         super().check()
         L.adversarial(self.loss)
-        check_choice("norm", self.norm, ("batch", "instance"))
+        check_choice("norm", self.norm, ("batch", "instance", "layer"))
+        check_choice("generator", self.generator, ("resnet", "unet"))
         for key in ("lambda_cyc", "lambda_id", "pool_size", "d_layers"):
             if getattr(self, key) < 0:
                 raise GanforgeError(f"config key {key!r} must be >= 0; got {getattr(self, key)}")
@@ -101,7 +103,10 @@ class CycleGAN(Translator):
         if h // 2 ** layers < 3:
             raise GanforgeError(f"d_layers={layers} is too deep for {h}x{h} images; use d_layers="
                                 f"{patch_layers_for(h)} or 0 (automatic)")
-        G = lambda: ResnetGenerator(c_a, c_a, c.g_width, c.g_blocks, norm=c.norm)   # noqa: E731
+        if c.generator == "unet":
+            G = lambda: UNetGenerator(c_a, c_a, h, width=c.g_width, dropout=0.0, norm=c.norm)  # noqa: E731
+        else:
+            G = lambda: ResnetGenerator(c_a, c_a, c.g_width, c.g_blocks, norm=c.norm)   # noqa: E731
         D = lambda: PatchDiscriminator(c_a, c.d_width, layers=layers, norm=c.norm)  # noqa: E731
         return nn.ModuleDict({"G_ab": G(), "G_ba": G(), "D_a": D(), "D_b": D()})
 
@@ -156,12 +161,16 @@ class CycleGAN(Translator):
         return "G_ba" if direction == "BtoA" else "G_ab"
 
     def tile(self) -> int | None:
+        if self.cfg.generator == "unet":      # its innermost layer sees the whole training image: tiles of it
+            return super().tile()
         return None                           # the ResNet G is fully convolutional: the whole image at once
 
     def multiple(self) -> int:
-        return 4                              # its two stride-2 convolutions
+        return 4                              # the ResNet G's two stride-2 convolutions
 
     def check_size(self, h: int, w: int) -> None:
+        if self.cfg.generator == "unet":
+            return super().check_size(h, w)   # tiles pad a smaller image
         if min(h, w) < 8:
             raise GanforgeError(f"cyclegan's generator takes images of at least 8 px a side; got {w}x{h}. Pass "
                                 f"--resize to resize the input to {self.info.shape[-1]}x{self.info.shape[-1]}")
