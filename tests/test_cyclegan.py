@@ -248,6 +248,7 @@ def test_unet_translates_any_size_on_tiles(tmp_path):
     recipe, G = load_translator(tmp_path / "run", "AtoB")
     assert recipe.tile() == 8 and isinstance(G, nn.Module)
     for size in ((12, 20), (5, 6)):          # larger than a tile, and smaller (padded)
-        Image.fromarray(np.random.default_rng(1).integers(0, 255, (*size, 3), dtype=np.uint8)).save(tmp_path / "x.png")
+        pixels = np.random.default_rng(1).integers(0, 255, (*size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "x.png")
         assert main(["translate", str(tmp_path / "run"), str(tmp_path / "x.png"), "--out", str(tmp_path / "o.png")]) == 0
         assert np.asarray(Image.open(tmp_path / "o.png")).shape == (*size, 3)
