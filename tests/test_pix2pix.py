@@ -180,6 +180,11 @@ def test_dropout_is_g_noise_at_test_time_and_norm_option():
     assert torch.equal(nets["G"](x), nets["G"](x))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in nets.modules())
     assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in nets["D"].modules())
+    nets = recipe_for(dropout=0.0, norm="layer")[0].build()
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in nets["G"].modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in nets["D"].modules())
+    with torch.no_grad():   # no batch statistics: one input alone, in eval mode, is what it is in a training batch
+        assert torch.allclose(nets["G"].eval()(x[:1]), nets["G"].train()(x)[:1], atol=1e-6)
 
 
 def test_wrong_data_is_a_clear_error():

@@ -55,14 +55,14 @@ class Pix2PixConfig(RecipeConfig):
     d_width: int = 64            # PatchGAN's first layer (C64)
     d_layers: int = 0            # PatchGAN stride-2 layers; 0 = patch_layers_for(resolution) (3 = 70x70)
     dropout: float = 0.5         # G's noise: dropout in the first 3 decoder layers, also at test time
-    norm: str = "batch"          # batch | instance (in G and D)
+    norm: str = "batch"          # batch | instance | layer (one GroupNorm group), in G and D
     keep_luma: bool = False      # grey -> colour: G predicts chroma only, the output's luma is the input (KeepLuma)
 
     def check(self) -> None:
         super().check()
         check_choice("direction", self.direction, DIRECTIONS)
         L.adversarial(self.loss)
-        check_choice("norm", self.norm, ("batch", "instance"))
+        check_choice("norm", self.norm, ("batch", "instance", "layer"))
         if self.lambda_l1 < 0 or self.gan_weight < 0:
             raise GanforgeError("lambda_l1 and gan_weight must be >= 0")
         if self.lambda_l1 == 0 and self.gan_weight == 0:
