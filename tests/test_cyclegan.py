@@ -215,7 +215,7 @@ def test_translate_both_directions_at_any_size(run, tmp_path, capsys):
 
 # ------------------------------------------------------------------ generator=unet and norm=layer options
 
-def test_unet_generator_option_builds_the_unet_and_keeps_edges_through_skips():
+def test_unet_generator_option_builds_the_unet_without_dropout():
     from ganforge.models.image2image import ResnetGenerator, UNetGenerator
     nets = recipe_for(generator="unet")[0].build()
     assert isinstance(nets["G_ab"], UNetGenerator) and isinstance(nets["G_ba"], UNetGenerator)
@@ -224,7 +224,7 @@ def test_unet_generator_option_builds_the_unet_and_keeps_edges_through_skips():
     with pytest.raises(GanforgeError, match="generator"):
         recipe_for(generator="unet256")
     with pytest.raises(GanforgeError, match="power-of-two"):
-        recipe_for(generator="unet", resolution=12)[0].build()
+        recipe_for(generator="unet", resolution=12)[0].build()   # the U-Net's own rule, not the ResNet's
 
 
 def test_layer_norm_option_is_the_same_in_train_and_eval_mode():

@@ -98,7 +98,7 @@ class CycleGAN(Translator):
             raise GanforgeError(f"cyclegan needs both domains in one size and channel count (the identity "
                                 f"loss feeds B images to G_ab); {self.info.spec!r} has {c_a}x{h} and {c_b}x{h_b}. "
                                 f"Set channels=3 and one resolution")
-        if h % 4 or h < 8:
+        if c.generator == "resnet" and (h % 4 or h < 8):
             raise GanforgeError(f"cyclegan's ResNet generator needs a resolution that is a multiple of 4 and >= 8; "
                                 f"got {h}. Set resolution=32 (or 64, 128, 256)")
         layers = c.d_layers or patch_layers_for(h)
