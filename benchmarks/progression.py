@@ -11,7 +11,7 @@ fid:  trains dcgan, progan, stylegan and r3gan on `digits` at 32x32 for the same
       go to docs/images/digits32_{dcgan,progan,stylegan,r3gan}.png.
 
     python benchmarks/progression.py grid [--data shapes:32] [--images-per-phase 16000] [--final-steps 500]
-    python benchmarks/progression.py fid [--steps 1500] [--batch-size 32] [--num 1437]
+    python benchmarks/progression.py fid [--steps 1500] [--batch-size 32] [--num 1437] [--seeds 3] [--set KEY=VALUE]
 Runs on one CPU thread unless --threads says otherwise; prints its numbers and the wall time of each run.
 """
 from __future__ import annotations
@@ -81,6 +81,7 @@ def save_samples(run: Path, name: str, images: Path = ROOT / "docs" / "images") 
 
 def fid_table(a) -> None:
     from ganforge.api import load_data, make_config
+    from ganforge.config import parse_overrides
     from ganforge.metrics.digits import evaluator_sha256, load_digits_evaluator
     from ganforge.metrics.stats import fid
 
@@ -89,28 +90,37 @@ def fid_table(a) -> None:
     train_x = load_data(cfg, "train")[0].batch(torch.arange(1437))["real"]
     test_x = load_data(cfg, "test")[0].batch(torch.arange(360))["real"]
     ref = ev.features(train_x).numpy()
-    common = dict(data="digits", resolution=32, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
+    common = dict(data="digits", resolution=32, steps=a.steps, batch_size=a.batch_size,
                   sample_every=10 ** 9, checkpoint_every=10 ** 9, log_every=50)
-    # progan: all 7 phases (4 px stable, then fade-in + stable per doubling) inside the budget
+    # progan: all 7 phases (4 px stable, then fade-in + stable per doubling) inside the budget; r3gan: its
+    # digits32 preset (the lr and gamma found for this budget, docs/r3gan.md; the others run their defaults)
     ipp = max(a.batch_size, a.steps * a.batch_size // 8)
-    every = {"dcgan": {}, "progan": {"images_per_phase": ipp}, "stylegan": {}, "r3gan": {}}
+    every = {"dcgan": {}, "progan": {"images_per_phase": ipp}, "stylegan": {}, "r3gan": {"preset": "digits32"}}
     runs = {name: every[name] for name in a.recipes.split(",")}
-    results = {"real test split": fid(ev.features(test_x).numpy(), ref)}
-    times = {}
+    seeds = list(range(a.seed, a.seed + a.seeds))
+    results, times = {"real test split": [fid(ev.features(test_x).numpy(), ref)]}, {}
     for name, extra in runs.items():
-        out = Path(a.runs) / f"fid-{name}"
-        shutil.rmtree(out, ignore_errors=True)
-        t = time.perf_counter()
-        ganforge.train(name, out=out, progress=False, **common, **extra)
-        times[name] = time.perf_counter() - t
-        results[name] = fid(ev.features(generated(out, a.num)).numpy(), ref)
-        save_samples(out, name)
-        print(f"{name:9s} FID {results[name]:8.2f}   train {times[name]:7.1f} s", flush=True)
+        extra = dict(extra)
+        preset = extra.pop("preset", None)
+        for seed in seeds:
+            out = Path(a.runs) / f"fid-{name}-seed{seed}"
+            shutil.rmtree(out, ignore_errors=True)
+            t = time.perf_counter()
+            ganforge.train(name, preset=preset, out=out, progress=False, seed=seed,
+                           **{**common, **extra, **parse_overrides(a.set)})
+            times.setdefault(name, []).append(time.perf_counter() - t)
+            results.setdefault(name, []).append(fid(ev.features(generated(out, a.num)).numpy(), ref))
+            if seed == seeds[0]:
+                save_samples(out, name)
+            print(f"{name:9s} seed {seed}  FID {results[name][-1]:8.2f}   train {times[name][-1]:7.1f} s", flush=True)
     print(f"\nDigits FID at 32x32, {a.steps} steps x batch {a.batch_size} = {a.steps * a.batch_size} images "
-          f"each; {a.num} samples vs the 1,437-image train split; evaluator sha256 {evaluator_sha256()[:12]}")
-    print("| recipe | FID (lower is better) | train time (s) |\n|---|---|---|")
-    for name, value in results.items():
-        print(f"| {name} | {value:.2f} | {times.get(name, 0):.0f} |")
+          f"each; {a.num} samples vs the 1,437-image train split; seeds {seeds}; evaluator sha256 "
+          f"{evaluator_sha256()[:12]}" + (f"; overrides {' '.join(a.set)}" if a.set else ""))
+    print("| recipe | FID mean (lower is better) | worst | per seed | train time per run (s) |\n|---|---|---|---|---|")
+    for name, values in results.items():
+        t = times.get(name, [0])
+        print(f"| {name} | {sum(values) / len(values):.2f} | {max(values):.2f} | "
+              f"{', '.join(f'{v:.2f}' for v in values)} | {sum(t) / len(t):.0f} |")
     (Path(a.runs) / "fid.json").write_text(json.dumps({"fid": results, "seconds": times, "args": vars(a)}, indent=2))
 
 
@@ -127,7 +137,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1500, help="fid: steps per recipe")
     p.add_argument("--upscale", type=int, default=2)
     p.add_argument("--image", default=str(ROOT / "docs" / "images" / "progan_progression.png"), help="grid: PNG")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the first seed")
+    p.add_argument("--seeds", type=int, default=1, help="fid: seeds per recipe (seed .. seed + seeds - 1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fid: a config override for every recipe trained (repeatable)")
     p.add_argument("--recipes", default="dcgan,progan,stylegan,r3gan", help="fid: which recipes to train")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
