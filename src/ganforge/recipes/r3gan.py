@@ -94,7 +94,8 @@ class R3GAN(AdversarialRecipe):
     presets = {
         "digits": {},                                                    # 16 px (upsampled), 3,000 steps
         # the 48k-image budget of progression.py fid; seed 0 (docs/r3gan.md): lr 2e-4 / gamma 0.1 FID 153, lr 2e-4 /
-        # gamma 1 133 (D separates every pair from step ~700), lr 1e-3 / gamma 1 40.1, gamma 3 36.1, lr 2e-3 / gamma 1 19.3
+        # gamma 1 133 (D separates every pair from step ~700), lr 1e-3 / gamma 1 40.1, gamma 3 36.1,
+        # lr 2e-3 / gamma 1 19.3
         "digits32": {"resolution": 32, "steps": 1500, "batch_size": 32, "g_lr": 2e-3, "d_lr": 2e-3,
                      "r1_gamma": 1.0, "r2_gamma": 1.0},
         # seed 0, 3,000 steps (docs/r3gan.md): gamma 0.1 / 1 / 10 covered 539 / 658 / 869 of 1,000 modes at widths
