@@ -95,19 +95,19 @@ def fid_table(a) -> None:
     # progan: all 7 phases (4 px stable, then fade-in + stable per doubling) inside the budget; r3gan: its
     # digits32 preset (the lr and gamma found for this budget, docs/r3gan.md; the others run their defaults)
     ipp = max(a.batch_size, a.steps * a.batch_size // 8)
-    every = {"dcgan": {}, "progan": {"images_per_phase": ipp}, "stylegan": {}, "r3gan": {"preset": "digits32"}}
+    every = {"dcgan": {}, "progan": {"images_per_phase": ipp}, "stylegan": {}, "r3gan": {}}
+    presets = {"r3gan": "digits32"}
     runs = {name: every[name] for name in a.recipes.split(",")}
+    overrides = parse_overrides(a.set)
     seeds = list(range(a.seed, a.seed + a.seeds))
     results, times = {"real test split": [fid(ev.features(test_x).numpy(), ref)]}, {}
     for name, extra in runs.items():
-        extra = dict(extra)
-        preset = extra.pop("preset", None)
         for seed in seeds:
             out = Path(a.runs) / f"fid-{name}-seed{seed}"
             shutil.rmtree(out, ignore_errors=True)
             t = time.perf_counter()
-            ganforge.train(name, preset=preset, out=out, progress=False, seed=seed,
-                           **{**common, **extra, **parse_overrides(a.set)})
+            ganforge.train(name, preset=presets.get(name), out=out, progress=False, seed=seed,
+                           **{**common, **extra, **overrides})
             times.setdefault(name, []).append(time.perf_counter() - t)
             results.setdefault(name, []).append(fid(ev.features(generated(out, a.num)).numpy(), ref))
             if seed == seeds[0]:
