@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     real, _ = resolve("digits:stacked", split="train")
     idx = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:a.num]
     ref = stacked_modes(evaluator, real.batch(idx)["real"])
-    print(f"real digits:stacked ({a.num} training samples): modes {ref['modes']}, KL {ref['kl']:.4f}", flush=True)
+    print(f"real digits:stacked ({a.num} training samples): modes {ref['modes']}, KL {ref['kl']:.4f}"
+          f"{split(ref)}", flush=True)
     overrides = {**BASE, **parse_overrides(a.overrides)}
     label = a.recipe + (f" --preset {a.preset}" if a.preset else "") + "".join(f" {s}" for s in a.overrides)
     rows = {name: {**overrides, **keys} for name, keys in ABLATION.items()} if a.ablation else {label: overrides}
@@ -70,7 +71,8 @@ def main(argv=None) -> int:
                 m = run(a, keys, out, seed, evaluator)
                 table.append((row, seed, m))
                 print(f"{row}{' (' + label + ')' if a.ablation else ''} seed {seed}: " + (
-                    f"modes {m['modes']} / 1000, KL {m['kl']:.4f} ({m['seconds']:.0f} s)" if m["modes"] is not None
+                    f"modes {m['modes']} / 1000, KL {m['kl']:.4f}{split(m)} ({m['seconds']:.0f} s)"
+                    if m["modes"] is not None
                     else f"diverged: {m['error']} ({m['seconds']:.0f} s)"), flush=True)
     if a.ablation or a.seeds > 1:
         print(f"\n{label}, {a.num} samples, seeds {a.first_seed}-{a.first_seed + a.seeds - 1} (mean; worst)\n| loss | modes | KL |\n|---|---|---|")
@@ -83,6 +85,11 @@ def main(argv=None) -> int:
             modes, kl = [m["modes"] for m in ok], [m["kl"] for m in ok]
             print(f"| {row} | {sum(modes) / len(modes):.1f} ({min(modes)}) | {sum(kl) / len(kl):.3f} ({max(kl):.3f}) |")
     return 0
+
+
+def split(m: dict) -> str:
+    """KL = the channels' own KLs + their dependence (ganforge.metrics.digits.stacked_modes)."""
+    return f" = channels {' + '.join(f'{k:.4f}' for k in m['channel_kl'])} + dependence {m['dependence']:.4f}"
 
 
 def run(a, keys: dict, out: Path, seed: int, evaluator) -> dict:

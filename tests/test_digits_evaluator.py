@@ -127,11 +127,28 @@ def test_stacked_modes_count_distinct_label_triples(evaluator, test_split):
     assert 0 < result["modes"] < 1000 and result["kl"] > 0
 
 
+def test_stacked_kl_splits_into_channel_kl_and_dependence(evaluator, test_split):
+    images, labels = test_split
+    correct = evaluator.logits(images).argmax(1) == labels
+    x, triples = stacked(images[correct], labels[correct], 2000, seed=1)
+    x[:, 2], triples[:, 2] = x[:, 1], triples[:, 1]     # channel 2 copies channel 1: dependent channels
+    x[:, 0], triples[:, 0] = x[0, 0], triples[0, 0]     # channel 0 always the same digit: all its KL is log 10
+    r = dm.stacked_modes(evaluator, x)
+    d1 = torch.bincount(triples[:, 1], minlength=10).double() / len(triples)
+    assert r["channel_kl"][0] == pytest.approx(math.log(10))
+    assert r["channel_kl"][1] == r["channel_kl"][2] == pytest.approx(dm._kl_to_uniform(d1))
+    assert r["kl"] == pytest.approx(sum(r["channel_kl"]) + r["dependence"])
+    entropy = -(d1[d1 > 0] * d1[d1 > 0].log()).sum().item()
+    assert r["dependence"] >= entropy - 1e-9     # total correlation = H(d1) + I(d0; d1) when d2 = d1
+
+
 def test_stacked_modes_single_mode(evaluator, test_split):
     images, labels = test_split
     i = int(torch.nonzero(evaluator.logits(images).argmax(1) == labels)[0])
     x = images[i:i + 1].repeat(10, 3, 1, 1)
-    assert dm.stacked_modes(evaluator, x) == {"modes": 1, "kl": pytest.approx(math.log(1000))}
+    assert dm.stacked_modes(evaluator, x) == {"modes": 1, "kl": pytest.approx(math.log(1000)),
+                                              "channel_kl": [pytest.approx(math.log(10))] * 3,
+                                              "dependence": pytest.approx(0.0, abs=1e-9)}
     with pytest.raises(GanforgeError, match="N x 3"):
         dm.stacked_modes(evaluator, images[:4])
 
