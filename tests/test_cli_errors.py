@@ -74,6 +74,7 @@ def test_non_utf8_yaml_is_one_line(tmp_path, capsys):
     ("resolution=-8", "config key 'resolution' must be >= 0 (0 = the recipe's default for the data); got -8"),
     ("channels=2", "config key 'channels' must be 0 (the data's own), 1 or 3; got 2"),
     ("channels=-1", "config key 'channels' must be 0 (the data's own), 1 or 3; got -1"),
+    ("extra_layers=-1", "config key 'extra_layers' must be >= 0; got -1"),
 ])
 def test_shared_fields_out_of_range(capsys, pair, msg):
     assert msg in error_line(capsys, "train", "dcgan", *TINY, pair)

@@ -36,6 +36,19 @@ def test_d_norm_option(norm, kind):
     assert isinstance(list(D.body)[3], kind)
 
 
+def test_dcgan_extra_layers():
+    """n 3x3 stride-1 layers at G's last hidden stage and D's first (the WGAN code's n_extra_layers), same shapes."""
+    for n in (0, 2):
+        G, D = DCGANGenerator(16, 8, 3, width=8, extra_layers=n), DCGANDiscriminator(8, 3, width=8, extra_layers=n)
+        for net in (G, D):
+            convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+            assert [(c.in_channels, c.stride, c.padding) for c in convs] == [(8, (1, 1), (1, 1))] * n
+            norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+            assert len(norms) == (1 if net is G else 0) + n    # at 8x8 D has no norm layer of its own
+        x = G(torch.randn(4, 16))
+        assert x.shape == (4, 3, 8, 8) and D(x).shape == (4,)
+
+
 def test_mlp_shapes():
     G = MLPGenerator(4, (1, 8, 8), hidden=16, depth=2, tanh=True)
     x = G(torch.randn(5, 4))

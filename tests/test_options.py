@@ -17,7 +17,7 @@ CASES = [
     ("dcgan", {"precision": "bf16"}), ("dcgan", {"data": "digits:stacked"}),
     ("gan", {"optimizer": "sgd", "momentum": 0.5}), ("gan", {"hidden": 32}), ("gan", {"depth": 2}),
     ("cgan", {"cond": "projection"}), ("cgan", {"embed_dim": 4}), ("dcgan", {"reuse_fake": False}),
-    ("dcgan", {"lr_decay_start": 0.0}),
+    ("dcgan", {"lr_decay_start": 0.0}), ("dcgan", {"extra_layers": 1}),
 ]
 
 

@@ -3,6 +3,10 @@
 Architecture guidelines of the paper's §3: strided convolutions instead of pooling, transposed convolutions
 in G, BatchNorm in both nets except G's output and D's input, ReLU in G with a tanh output, LeakyReLU(0.2)
 in D, weights from N(0, 0.02). Widths double as resolution halves, as in pytorch/examples (ngf=ndf=64).
+
+`extra_layers` adds 3x3 stride-1 conv + norm + activation layers at G's last hidden stage and D's first stage,
+the `n_extra_layers` of the WGAN reference code (Arjovsky et al. 2017, martinarjovsky/WassersteinGAN). They give
+the nets depth where resolution gives none: at 8x8 each net is otherwise one hidden layer deep.
 """
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ def _norm(kind: str, c: int) -> nn.Module:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, z_dim: int, resolution: int, channels: int, width: int = 64, max_width: int = 512):
+    def __init__(self, z_dim: int, resolution: int, channels: int, width: int = 64, max_width: int = 512,
+                 extra_layers: int = 0):
         super().__init__()
         stages = check_resolution(resolution)
         widths = [min(width * 2 ** (stages - 1 - i), max_width) for i in range(stages)]   # 4x4 ... res/2
@@ -45,6 +50,9 @@ class DCGANGenerator(nn.Module):
                                    nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
+        for _ in range(extra_layers):
+            layers += [nn.Conv2d(widths[-1], widths[-1], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[-1]),
+                       nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
@@ -56,11 +64,15 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """Conv stack down to 4x4 (`features`), then one linear `head` = the paper's final 4x4 valid conv."""
 
-    def __init__(self, resolution: int, channels: int, width: int = 64, max_width: int = 512, norm: str = "batch"):
+    def __init__(self, resolution: int, channels: int, width: int = 64, max_width: int = 512, norm: str = "batch",
+                 extra_layers: int = 0):
         super().__init__()
         stages = check_resolution(resolution)
         widths = [min(width * 2 ** i, max_width) for i in range(stages)]                  # res/2 ... 4x4
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for _ in range(extra_layers):
+            layers += [nn.Conv2d(widths[0], widths[0], 3, 1, 1, bias=False), _norm(norm, widths[0]),
+                       nn.LeakyReLU(0.2, True)]
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Conv2d(a, b, 4, 2, 1, bias=False), _norm(norm, b), nn.LeakyReLU(0.2, True)]
         self.body = nn.Sequential(*layers)
